@@ -1,0 +1,15 @@
+import { Command } from 'commander';
+import { addConfigOptions } from './context.ts';
+import type { Io } from './io.ts';
+import { registerPskCommands } from './psk.ts';
+
+/** The whole CLI; main.ts runs it, tests build it with their own Io. */
+export function buildProgram(io: Io): Command {
+  const program = new Command('amt-scs')
+    .description('Intel AMT Setup and Configuration Server (PSK / PID-PPS provisioning)')
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+  addConfigOptions(program);
+  registerPskCommands(program, io);
+  return program;
+}

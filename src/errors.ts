@@ -1,0 +1,77 @@
+/**
+ * The one error catalogue. Every error the server raises on purpose is an ScsError with a
+ * stable code from this list; docs/errors.md documents each code (a test keeps the two in
+ * step). Messages are for people and never contain a PPS, password or key.
+ */
+export const ERROR_CODES = {
+  SCS_CONFIG_INVALID: 'A setting is missing, malformed or out of range.',
+  SCS_MASTER_KEY_INVALID: 'The master key file or variable does not hold a 32-byte key.',
+  SCS_MASTER_KEY_MISMATCH: 'The master key does not open this database (wrong key or a different installation).',
+  SCS_PID_INVALID: 'A Provisioning ID is not 8 characters of 0-9/A-Z with a valid check character.',
+  SCS_PPS_INVALID: 'A Provisioning Passphrase is not 32 characters of 0-9/A-Z with valid check characters.',
+  SCS_PSK_NOT_FOUND: 'No PSK with this PID is in the database.',
+  SCS_PSK_STATE_INVALID: 'The PSK is not in a state that allows this change.',
+  SCS_PSK_CONFLICT: 'A PID already exists here with a different PPS.',
+  SCS_BATCH_NOT_FOUND: 'No PSK batch with this name exists.',
+  SCS_STORE_UNSUPPORTED: 'The database URL names an engine this server does not support.',
+  SCS_STORE_SCHEMA_NEWER: 'The database was written by a newer amt-scs; upgrade before using it.',
+  SCS_STORE_FAILED: 'The database refused or failed an operation.',
+  SCS_AUDIT_CHAIN_BROKEN: 'The audit log hash chain does not verify: an entry was changed, removed or inserted.',
+  SCS_FILE_IO: 'A file could not be read or written.',
+  SCS_FORMAT_UNKNOWN: 'The file is not a CSV, setup.bin or bundle that this server understands.',
+  SCS_CSV_MALFORMED: 'A CSV file has a line that is not PID,PPS.',
+  SCS_SETUPBIN_MALFORMED: 'A setup.bin file does not follow the USB one-touch layout.',
+  SCS_BUNDLE_MALFORMED: 'A transfer bundle is damaged, truncated or not a bundle.',
+  SCS_BUNDLE_AUTH_FAILED: 'A transfer bundle does not authenticate: wrong passphrase or tampered content.',
+  SCS_PASSPHRASE_MISSING: 'A bundle passphrase is needed and none was given.',
+  SCS_EXPORT_EMPTY: 'No PSK matches what was asked to be exported.',
+  SCS_HELLO_MALFORMED: 'A hello message does not follow the version 2 or 3 layout.',
+  SCS_HELLO_UNKNOWN_PID: 'A hello names a PID that is not in the database.',
+  SCS_HELLO_PID_UNUSABLE: 'A hello names a PID that is consumed, revoked or transferred.',
+  SCS_HELLO_PKI_UNSUPPORTED: 'A version 3 (certificate) hello arrived; certificate-based setup is not configured.',
+  SCS_TLS_UNKNOWN_IDENTITY: 'The device rejected the PSK identity (TLS alert 115): it does not hold this PID.',
+  SCS_TLS_BAD_KEY: 'The TLS-PSK handshake failed on the key (bad record MAC / decrypt error): the PPS differs.',
+  SCS_TLS_NO_COMMON_SUITE: 'The device and server share no TLS version or cipher suite.',
+  SCS_TLS_REFUSED: 'The device refused the TLS connection (nothing listens on its port).',
+  SCS_TLS_TIMEOUT: 'The device did not complete the TLS handshake in time.',
+  SCS_TLS_FAILED: 'The TLS connection failed for another reason.',
+  SCS_AMT_AUTH_FAILED: 'The device refused the HTTP Digest credentials.',
+  SCS_AMT_HTTP: 'The device answered with an unexpected HTTP status or a broken HTTP message.',
+  SCS_AMT_CONNECTION_LOST: 'The connection to the device closed before the reply arrived.',
+  SCS_AMT_TIMEOUT: 'The device did not answer a call in time.',
+  SCS_WSMAN_FAULT: 'The device answered a WS-Management call with a SOAP fault.',
+  SCS_WSMAN_RETURN_VALUE: 'The device answered a WS-Management method with a non-zero ReturnValue (PT_STATUS).',
+  SCS_WSMAN_MALFORMED_REPLY: 'The device answered with XML that is not the expected WS-Management reply.',
+  SCS_DEVICE_STATE_INVALID: 'The device is not in the provisioning state this step needs.',
+  SCS_DEVICE_NOT_FOUND: 'No device with this UUID is known.',
+  SCS_PROFILE_INVALID: 'A provisioning profile field is missing or invalid.',
+  SCS_PROFILE_NOT_FOUND: 'No provisioning profile with this name exists.',
+  SCS_NO_RENEWAL_PSK: 'No available PSK is left to give the device as its new PSK.',
+  SCS_VERIFY_FAILED: 'After commit, the device could not be confirmed Post-provisioned over TLS.',
+  SCS_JOB_FAILED: 'A provisioning job ended without configuring the device.',
+  SCS_SIM_CONFIG_INVALID: 'A simulator device or fleet setting is invalid.',
+} as const satisfies Record<string, string>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ScsErrorOptions {
+  cause?: unknown;
+  /** Extra facts for logs and API problem bodies; never secrets. */
+  details?: Readonly<Record<string, string | number | boolean | null>>;
+}
+
+export class ScsError extends Error {
+  override readonly name = 'ScsError';
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, string | number | boolean | null>>;
+
+  constructor(code: ErrorCode, message: string, options: ScsErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+}
+
+export function isScsError(value: unknown, code?: ErrorCode): value is ScsError {
+  return value instanceof ScsError && (code === undefined || value.code === code);
+}
