@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   SCS_PROFILE_INVALID: 'A provisioning profile field is missing or invalid.',
   SCS_PROFILE_NOT_FOUND: 'No provisioning profile with this name exists.',
   SCS_NO_RENEWAL_PSK: 'No available PSK is left to give the device as its new PSK.',
+  SCS_CERT_REQUEST_INVALID: 'A device certificate request (PKCS#10) does not parse or its signature does not verify.',
   SCS_VERIFY_FAILED: 'After commit, the device could not be confirmed Post-provisioned over TLS.',
   SCS_JOB_FAILED: 'A provisioning job ended without configuring the device.',
   SCS_SIM_CONFIG_INVALID: 'A simulator device or fleet setting is invalid.',
