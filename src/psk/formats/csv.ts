@@ -6,7 +6,7 @@
 import { ScsError } from '../../errors.ts';
 import { Secret } from '../../secret.ts';
 import { formatPid, parsePid, PID_LENGTH } from '../pid.ts';
-import { formatPps, parsePps, PPS_LENGTH } from '../pps.ts';
+import { formatPps, isValidPps, parsePps, PPS_LENGTH } from '../pps.ts';
 import type { PskPair } from './pair.ts';
 
 export const CSV_HEADER = 'PID,PPS';
@@ -214,7 +214,10 @@ function parseRow(fields: readonly string[], columns: Columns, line: number): Cs
   try {
     pid = parsePid(pidText);
   } catch (e) {
-    throw malformed(line, e instanceof ScsError ? e.message : 'the PID is invalid');
+    const why = e instanceof ScsError ? e.message : 'PID is invalid';
+    // parsePid quotes its input. Pass that on only when the PPS column holds a valid PPS: otherwise
+    // the "PID" may be a fragment of a passphrase cut by a stray comma, so drop the quote.
+    throw malformed(line, isValidPps(ppsText) ? why : why.replace(/^PID ".*" is invalid:/s, 'PID is invalid:'));
   }
   if (ppsText === '') throw malformed(line, 'the PPS field is empty');
   let pps;
@@ -222,7 +225,7 @@ function parseRow(fields: readonly string[], columns: Columns, line: number): Cs
     pps = parsePps(ppsText);
   } catch (e) {
     // parsePps names positions and groups only (protocol.md §2), so its message is safe to pass on.
-    throw malformed(line, e instanceof ScsError ? e.message : 'the PPS is invalid');
+    throw malformed(line, e instanceof ScsError ? e.message : 'PPS is invalid');
   }
   const batch = columns.batch === -1 ? '' : (fields[columns.batch] ?? '');
   const row = { line, pid, pps: new Secret(pps) };
