@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { addConfigOptions } from './context.ts';
+import { registerHelloCommands } from './hello.ts';
 import type { Io } from './io.ts';
 import { registerPskCommands } from './psk.ts';
 
@@ -11,5 +12,6 @@ export function buildProgram(io: Io): Command {
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
   addConfigOptions(program);
   registerPskCommands(program, io);
+  registerHelloCommands(program, io);
   return program;
 }
