@@ -1,0 +1,212 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { ScsError } from '../../errors.ts';
+import type { Secret } from '../../secret.ts';
+
+/**
+ * HTTP Digest as AMT speaks it (protocol.md §4; RFC 2617 §3, RFC 7616 §3.4): a 401 carries
+ * `WWW-Authenticate: Digest realm=..., nonce=..., qop="auth"`; the client answers with
+ * response = H(H(user:realm:password):nonce:nc:cnonce:qop:H(method:uri)). Pure functions here;
+ * the 401-and-retry dance lives in digest-client.ts.
+ */
+
+export interface DigestChallenge {
+  readonly realm: string;
+  readonly nonce: string;
+  /** The qop options offered; empty for an RFC 2069 challenge without qop. */
+  readonly qop: readonly string[];
+  /** As sent (MD5 when absent, RFC 7616 §3.3). */
+  readonly algorithm: string | undefined;
+  readonly opaque: string | undefined;
+  /** stale=true: the nonce expired but the credentials were right (RFC 7616 §3.3). */
+  readonly stale: boolean;
+}
+
+const TOKEN = /[!#$%&'*+\-.^_`|~0-9A-Za-z]+/y;
+
+function malformed(why: string, header: string): ScsError {
+  return new ScsError('SCS_AMT_HTTP', `malformed WWW-Authenticate Digest challenge: ${why}`, {
+    details: { header: header.slice(0, 300) },
+  });
+}
+
+/**
+ * Parses the auth-params of a `Digest` challenge: parameters in any order, with or without
+ * spaces around `=` and `,`, values quoted (with backslash escapes) or bare tokens. When the
+ * header lists several challenges (`Negotiate, Digest realm=...`), the Digest one is used.
+ */
+export function parseDigestChallenge(header: string | readonly string[]): DigestChallenge {
+  const values = typeof header === 'string' ? [header] : header;
+  const value = values.find((v) => /(^|,)\s*digest(\s|$)/i.test(v));
+  if (value === undefined) throw malformed('no Digest challenge', values.join(' | '));
+  const start = /(^|,)\s*digest(\s+|$)/i.exec(value);
+  const params = new Map<string, string>();
+  let i = (start?.index ?? 0) + (start?.[0].length ?? 0);
+  const skipSpace = (): void => {
+    while (i < value.length && /[\s]/.test(value.charAt(i))) i++;
+  };
+  for (;;) {
+    skipSpace();
+    while (value.charAt(i) === ',') {
+      i++;
+      skipSpace();
+    }
+    if (i >= value.length) break;
+    TOKEN.lastIndex = i;
+    const name = TOKEN.exec(value)?.[0];
+    if (name === undefined) throw malformed(`unexpected "${value.charAt(i)}" at ${i}`, value);
+    i += name.length;
+    skipSpace();
+    if (value.charAt(i) !== '=') {
+      // A bare token after a comma starts the next challenge scheme (RFC 7235 §4.1): stop here.
+      if (params.size > 0) break;
+      throw malformed(`parameter "${name}" has no value`, value);
+    }
+    i++;
+    skipSpace();
+    let v: string;
+    if (value.charAt(i) === '"') {
+      i++;
+      let out = '';
+      for (;;) {
+        if (i >= value.length) throw malformed(`unterminated quoted value of "${name}"`, value);
+        const c = value.charAt(i++);
+        if (c === '"') break;
+        out += c === '\\' && i < value.length ? value.charAt(i++) : c;
+      }
+      v = out;
+    } else {
+      TOKEN.lastIndex = i;
+      const tok = TOKEN.exec(value)?.[0];
+      if (tok === undefined) throw malformed(`parameter "${name}" has an empty value`, value);
+      i += tok.length;
+      v = tok;
+    }
+    params.set(name.toLowerCase(), v);
+  }
+  const realm = params.get('realm');
+  const nonce = params.get('nonce');
+  if (realm === undefined) throw malformed('no realm', value);
+  if (nonce === undefined || nonce === '') throw malformed('no nonce', value);
+  const qop = (params.get('qop') ?? '')
+    .split(',')
+    .map((q) => q.trim().toLowerCase())
+    .filter((q) => q !== '');
+  return {
+    realm,
+    nonce,
+    qop,
+    algorithm: params.get('algorithm'),
+    opaque: params.get('opaque'),
+    stale: (params.get('stale') ?? '').toLowerCase() === 'true',
+  };
+}
+
+type HashName = 'md5' | 'sha256';
+
+function hashOf(algorithm: string | undefined): { hash: HashName; sess: boolean } {
+  switch ((algorithm ?? 'MD5').toUpperCase()) {
+    case 'MD5':
+      return { hash: 'md5', sess: false };
+    case 'MD5-SESS':
+      return { hash: 'md5', sess: true };
+    case 'SHA-256':
+      return { hash: 'sha256', sess: false };
+    case 'SHA-256-SESS':
+      return { hash: 'sha256', sess: true };
+    default:
+      throw new ScsError(
+        'SCS_AMT_HTTP',
+        `the device asks for Digest algorithm "${algorithm}", which is not supported`,
+        {
+          details: { algorithm: algorithm ?? null },
+        },
+      );
+  }
+}
+
+const h = (hash: HashName, s: string): string => createHash(hash).update(s, 'utf8').digest('hex');
+
+/** The 16 raw bytes of MD5(user:realm:password): HA1, and (base64) AMT's DigestPassword (§6 step 2). */
+export function digestHa1(username: string, realm: string, password: Secret<string>): Buffer {
+  return createHash('md5').update(`${username}:${realm}:${password.reveal()}`, 'utf8').digest();
+}
+
+export interface DigestInput {
+  readonly challenge: DigestChallenge;
+  readonly username: string;
+  readonly password: Secret<string>;
+  readonly method: string;
+  readonly uri: string;
+  /** Nonce count, 1 for the first request on a nonce. */
+  readonly nc: number;
+  /** Client nonce; DigestSession draws one from crypto.randomBytes per request. */
+  readonly cnonce: string;
+}
+
+/** Response digest (hex) for one request. */
+export function digestResponse(input: DigestInput): string {
+  const { challenge, username, password, method, uri } = input;
+  const { hash, sess } = hashOf(challenge.algorithm);
+  let ha1 = h(hash, `${username}:${challenge.realm}:${password.reveal()}`);
+  if (sess) ha1 = h(hash, `${ha1}:${challenge.nonce}:${input.cnonce}`);
+  const ha2 = h(hash, `${method}:${uri}`);
+  if (challenge.qop.length === 0) return h(hash, `${ha1}:${challenge.nonce}:${ha2}`); // RFC 2069
+  return h(hash, `${ha1}:${challenge.nonce}:${formatNc(input.nc)}:${input.cnonce}:auth:${ha2}`);
+}
+
+/** nc is exactly 8 lowercase hex digits (RFC 7616 §3.4). */
+export function formatNc(nc: number): string {
+  return nc.toString(16).padStart(8, '0');
+}
+
+const quote = (s: string): string => `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+
+/** The `Authorization` header value for one request. */
+export function digestAuthorization(input: DigestInput): string {
+  const { challenge } = input;
+  if (challenge.qop.length > 0 && !challenge.qop.includes('auth')) {
+    throw new ScsError('SCS_AMT_HTTP', `the device offers Digest qop "${challenge.qop.join(',')}" but not "auth"`);
+  }
+  const parts = [
+    `username=${quote(input.username)}`,
+    `realm=${quote(challenge.realm)}`,
+    `nonce=${quote(challenge.nonce)}`,
+    `uri=${quote(input.uri)}`,
+  ];
+  if (challenge.algorithm !== undefined) parts.push(`algorithm=${challenge.algorithm}`);
+  parts.push(`response=${quote(digestResponse(input))}`);
+  if (challenge.qop.length > 0) parts.push('qop=auth', `nc=${formatNc(input.nc)}`, `cnonce=${quote(input.cnonce)}`);
+  if (challenge.opaque !== undefined) parts.push(`opaque=${quote(challenge.opaque)}`);
+  return `Digest ${parts.join(', ')}`;
+}
+
+/**
+ * One server nonce and its rising nonce count: on a kept-alive connection the same nonce is
+ * reused with nc 1, 2, 3... (§4), so only the first request of a session costs a 401.
+ */
+export class DigestSession {
+  readonly challenge: DigestChallenge;
+  #nc = 0;
+
+  constructor(challenge: DigestChallenge) {
+    this.challenge = challenge;
+  }
+
+  /** How many requests this nonce has signed. */
+  get count(): number {
+    return this.#nc;
+  }
+
+  authorize(username: string, password: Secret<string>, method: string, uri: string): string {
+    this.#nc++;
+    return digestAuthorization({
+      challenge: this.challenge,
+      username,
+      password,
+      method,
+      uri,
+      nc: this.#nc,
+      cnonce: randomBytes(16).toString('hex'),
+    });
+  }
+}
