@@ -54,6 +54,8 @@ export const ERROR_CODES = {
   SCS_VERIFY_FAILED: 'After commit, the device could not be confirmed Post-provisioned over TLS.',
   SCS_JOB_FAILED: 'A provisioning job ended without configuring the device.',
   SCS_SIM_CONFIG_INVALID: 'A simulator device or fleet setting is invalid.',
+  SCS_SIM_DEADLINE: 'The simulated fleet did not reach the awaited state before its deadline.',
+  SCS_SIM_WORKER_FAILED: 'A simulator fleet worker process failed or exited unexpectedly.',
 } as const satisfies Record<string, string>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
