@@ -1,0 +1,32 @@
+/**
+ * PT_STATUS return values (protocol.md §5a; AMT SDK "PT_STATUS" / AMT_STATUS). The numbers are
+ * the wire values of `ReturnValue`; names follow Intel's constants without the PT_STATUS_ prefix.
+ */
+export const PtStatus = {
+  SUCCESS: 0,
+  INTERNAL_ERROR: 1,
+  NOT_READY: 2,
+  INVALID_PT_MODE: 3,
+  NOT_PERMITTED: 16,
+  AUTHENTICATION_FAILED: 25,
+  INVALID_PROVISIONING_STATE: 32,
+  INVALID_TIME: 34,
+  INVALID_PARAMETER: 36,
+  FLASH_WRITE_LIMIT_EXCEEDED: 38,
+  INVALID_PID_FORMAT: 42,
+  INVALID_PPS_FORMAT: 43,
+  INVALID_PASSWORD: 2054,
+  DATA_MISSING: 2057,
+  DUPLICATE: 2058,
+  PKI_MISSING_KEYS: 2060,
+  INVALID_KEY: 2062,
+  INVALID_CERT: 2063,
+  CERT_KEY_NOT_MATCH: 2064,
+  UNSUPPORTED: 2066,
+  INVALID_CREDENTIALS: 2069,
+  INVALID_PASSPHRASE: 2070,
+  BLOCKING_COMPONENT: 2076,
+  USER_CONSENT_REQUIRED: 2081,
+} as const;
+
+export type PtStatusValue = (typeof PtStatus)[keyof typeof PtStatus];

@@ -1,0 +1,121 @@
+import type { Socket } from 'node:net';
+import tls, { type SecureContext, type SecureVersion } from 'node:tls';
+import { ScsError } from '../../src/errors.ts';
+import type { TlsMode } from './model.ts';
+
+/**
+ * The device's TLS on 16993 (protocol.md §3): TLS-PSK (identity = PID ASCII, key = the 32 PPS
+ * ASCII bytes) while it holds a PSK and has no certificate, a certificate once TLS is
+ * configured and committed. Versions 1.0 to 1.2, never 1.3 (it changes PSK semantics).
+ */
+export const PSK_CIPHERS = [
+  'PSK-AES128-CBC-SHA',
+  'PSK-AES256-CBC-SHA',
+  'PSK-AES128-CBC-SHA256',
+  'PSK-AES128-GCM-SHA256',
+  'PSK-AES256-GCM-SHA384',
+] as const;
+
+export interface DeviceTlsOptions {
+  minVersion?: SecureVersion;
+  maxVersion?: SecureVersion;
+  /** OpenSSL cipher list for TLS-PSK; default PSK_CIPHERS. */
+  pskCiphers?: string;
+}
+
+export interface ResolvedTlsOptions {
+  minVersion: SecureVersion;
+  maxVersion: SecureVersion;
+  pskCiphers: string;
+}
+
+const ORDER: readonly SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+
+export function resolveTlsOptions(o: DeviceTlsOptions = {}): ResolvedTlsOptions {
+  const minVersion = o.minVersion ?? 'TLSv1';
+  const maxVersion = o.maxVersion ?? 'TLSv1.2';
+  if (!ORDER.includes(minVersion) || !ORDER.includes(maxVersion)) {
+    throw new ScsError('SCS_SIM_CONFIG_INVALID', 'tls: versions are TLSv1, TLSv1.1 or TLSv1.2');
+  }
+  if (maxVersion === 'TLSv1.3' || minVersion === 'TLSv1.3') {
+    throw new ScsError('SCS_SIM_CONFIG_INVALID', 'tls: AMT devices cap TLS at 1.2 (1.3 changes PSK semantics)');
+  }
+  if (ORDER.indexOf(minVersion) > ORDER.indexOf(maxVersion)) {
+    throw new ScsError('SCS_SIM_CONFIG_INVALID', `tls: minVersion ${minVersion} is above maxVersion ${maxVersion}`);
+  }
+  return { minVersion, maxVersion, pskCiphers: o.pskCiphers ?? PSK_CIPHERS.join(':') };
+}
+
+export interface TlsHandshakeHooks {
+  /** The handshake completed: the socket is ready for HTTP. */
+  onSecure(socket: tls.TLSSocket): void;
+  /** The handshake failed; `identity` is the PSK identity the client offered, if it got that far. */
+  onFailure(code: string, identity: string | undefined): void;
+}
+
+/** A handshake that does not finish in this long is abandoned (tls.Server's handshakeTimeout, shorter). */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+
+export class DeviceTls {
+  #pskContext: SecureContext | undefined;
+  #certContext: { handle: number; context: SecureContext } | undefined;
+
+  constructor(readonly options: ResolvedTlsOptions) {}
+
+  #contextFor(mode: TlsMode): SecureContext {
+    const { minVersion, maxVersion } = this.options;
+    if (mode.kind === 'psk') {
+      this.#pskContext ??= tls.createSecureContext({ ciphers: this.options.pskCiphers, minVersion, maxVersion });
+      return this.#pskContext;
+    }
+    if (this.#certContext?.handle !== mode.cert.handle) {
+      const context = tls.createSecureContext({
+        key: mode.key.privateKey.export({ type: 'pkcs8', format: 'pem' }),
+        cert: mode.cert.x509.toString(),
+        minVersion,
+        maxVersion,
+      });
+      this.#certContext = { handle: mode.cert.handle, context };
+    }
+    return this.#certContext.context;
+  }
+
+  /** Starts the server side of a handshake on an accepted TCP socket, as the device is now. */
+  accept(raw: Socket, mode: TlsMode, hooks: TlsHandshakeHooks): tls.TLSSocket {
+    let identity: string | undefined;
+    const psk = mode.kind === 'psk' ? mode.psk : undefined;
+    const socket = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: this.#contextFor(mode),
+      ...(mode.kind === 'psk'
+        ? {
+            // Returning null makes OpenSSL fail the handshake with alert unknown_psk_identity (115);
+            // a wrong key surfaces later as bad_record_mac (20) when the Finished does not decrypt.
+            pskCallback: (_s: tls.TLSSocket, id: string) => {
+              identity = id;
+              return psk !== undefined && id === psk.pid ? Buffer.from(psk.pps.reveal(), 'ascii') : null;
+            },
+          }
+        : {}),
+    });
+    let secure = false;
+    const timer = setTimeout(() => {
+      hooks.onFailure('HANDSHAKE_TIMEOUT', identity);
+      socket.destroy();
+    }, HANDSHAKE_TIMEOUT_MS);
+    timer.unref();
+    socket.once('secure', () => {
+      secure = true;
+      clearTimeout(timer);
+      hooks.onSecure(socket);
+    });
+    socket.on('error', (e: Error & { code?: string }) => {
+      if (secure) return;
+      clearTimeout(timer);
+      hooks.onFailure(e.code ?? 'TLS_ERROR', identity);
+      socket.destroy();
+    });
+    socket.once('close', () => clearTimeout(timer));
+    return socket;
+  }
+}

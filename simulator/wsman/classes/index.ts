@@ -1,0 +1,23 @@
+import type { AmtModel } from '../../device/model.ts';
+import type { ResourceClass } from '../resource.ts';
+import { generalSettings } from './general-settings.ts';
+import { publicKeyCertificate, publicKeyManagementService, publicPrivateKeyPair } from './public-key.ts';
+import { authorizationService, softwareIdentity, timeSynchronizationService } from './services.ts';
+import { setupAndConfigurationService } from './setup-and-configuration.ts';
+import { tlsCredentialContext, tlsSettingData } from './tls.ts';
+
+/** Every class the simulated device answers for; any other ResourceURI is wsa:DestinationUnreachable. */
+export function amtClasses(model: AmtModel): ResourceClass[] {
+  return [
+    generalSettings(model),
+    setupAndConfigurationService(model),
+    softwareIdentity(model),
+    authorizationService(model),
+    timeSynchronizationService(model),
+    publicKeyManagementService(model),
+    publicPrivateKeyPair(model),
+    publicKeyCertificate(model),
+    tlsCredentialContext(model),
+    tlsSettingData(model),
+  ];
+}
