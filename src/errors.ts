@@ -5,6 +5,7 @@
  */
 export const ERROR_CODES = {
   SCS_CONFIG_INVALID: 'A setting is missing, malformed or out of range.',
+  SCS_ARGUMENT_INVALID: 'A command or API argument (count, limit, batch name, ...) is missing, malformed or out of range.',
   SCS_MASTER_KEY_INVALID: 'The master key file or variable does not hold a 32-byte key.',
   SCS_MASTER_KEY_MISMATCH: 'The master key does not open this database (wrong key or a different installation).',
   SCS_PID_INVALID: 'A Provisioning ID is not 8 characters of 0-9/A-Z with a valid check character.',
@@ -17,6 +18,7 @@ export const ERROR_CODES = {
   SCS_STORE_SCHEMA_NEWER: 'The database was written by a newer amt-scs; upgrade before using it.',
   SCS_STORE_FAILED: 'The database refused or failed an operation.',
   SCS_AUDIT_CHAIN_BROKEN: 'The audit log hash chain does not verify: an entry was changed, removed or inserted.',
+  SCS_SECRET_UNREADABLE: 'A stored secret does not decrypt: unknown data key, damaged or tampered ciphertext, or moved to another owner.',
   SCS_FILE_IO: 'A file could not be read or written.',
   SCS_FORMAT_UNKNOWN: 'The file is not a CSV, setup.bin or bundle that this server understands.',
   SCS_CSV_MALFORMED: 'A CSV file has a line that is not PID,PPS.',
