@@ -67,10 +67,14 @@ function assertNoPps(message: string, pps: string): void {
 
 describe('CSV export', () => {
   it('writes a PID,PPS header and one CRLF line per pair in dashed display forms', () => {
-    const pid = 'ABCDEFGI' as Pid; // not checked here: the encoder takes canonical values
-    const pps = '0000111122223333444455556666777A' as Pps;
+    const pid = `ABCDEFG${checkChar('ABCDEFG')}` as Pid;
+    const pps = ['000', '111', '222', 'XYZ', 'ABC', 'DEF', 'GHI', 'JKL'].map((g) => g + checkChar(g)).join('') as Pps;
     const bytes = Buffer.concat([encodeCsvHeader(), encodeCsvRows([{ pid, pps: new Secret(pps) }])]);
-    assert.equal(bytes.toString('latin1'), 'PID,PPS\r\nABCD-EFGI,0000-1111-2222-3333-4444-5555-6666-777A\r\n');
+    assert.equal(bytes.toString('latin1'), `PID,PPS\r\nABCD-EFG${pid[7]},${(pps.match(/.{4}/g) ?? []).join('-')}\r\n`);
+    assert.match(
+      bytes.toString('latin1').split('\r\n')[1] ?? '',
+      /^[0-9A-Z]{4}-[0-9A-Z]{4},([0-9A-Z]{4}-){7}[0-9A-Z]{4}$/,
+    );
   });
 
   it('sizes each batch exactly: 51 bytes per pair, empty batch empty buffer', () => {
@@ -81,6 +85,10 @@ describe('CSV export', () => {
   it('refuses a value that is not in canonical form', () => {
     assert.throws(
       () => encodeCsvRows([{ pid: 'ABCD-EFGH' as Pid, pps: new Secret(generatePps()) }]),
+      (e) => isScsError(e, 'SCS_FORMAT_INPUT_INVALID'),
+    );
+    assert.throws(
+      () => encodeCsvRows([{ pid: generatePid(), pps: new Secret('A'.repeat(32) as Pps) }]),
       (e) => isScsError(e, 'SCS_FORMAT_INPUT_INVALID'),
     );
   });

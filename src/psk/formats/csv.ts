@@ -7,6 +7,7 @@ import { ScsError } from '../../errors.ts';
 import { Secret } from '../../secret.ts';
 import { formatPid, parsePid, PID_LENGTH } from '../pid.ts';
 import { formatPps, isValidPps, parsePps, PPS_LENGTH } from '../pps.ts';
+import { canonicalPid, canonicalPps } from './canonical.ts';
 import type { PskPair } from './pair.ts';
 
 export const CSV_HEADER = 'PID,PPS';
@@ -30,8 +31,11 @@ export function encodeCsvRows(pairs: readonly PskPair[]): Buffer {
   let at = 0;
   for (const pair of pairs) {
     const pps = pair.pps.reveal();
-    if (pair.pid.length !== PID_LENGTH || pps.length !== PPS_LENGTH) {
-      throw new ScsError('SCS_FORMAT_INPUT_INVALID', 'a PID or PPS handed to the CSV encoder is not in canonical form');
+    if (canonicalPid(pair.pid) === undefined || canonicalPps(pps) === undefined) {
+      throw new ScsError(
+        'SCS_FORMAT_INPUT_INVALID',
+        'CSV: a PID or PPS handed to the encoder is not a valid value in canonical form',
+      );
     }
     at += out.write(formatPid(pair.pid), at, 'latin1');
     out[at++] = 0x2c;
