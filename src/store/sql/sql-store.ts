@@ -1,0 +1,725 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { SecretBox } from '../../crypto/envelope.ts';
+import { isScsError, ScsError } from '../../errors.ts';
+import { formatPid, type Pid } from '../../psk/pid.ts';
+import type { Pps } from '../../psk/pps.ts';
+import { Secret } from '../../secret.ts';
+import { chainHash, parseDetail, verifyChain, type StoredChainEntry } from '../audit-chain.ts';
+import { canTransition, emptyCounts, isPskState, PSK_STATES, type PskState } from '../lifecycle.ts';
+import type {
+  AuditDetail,
+  AuditEntry,
+  AuditEntryInput,
+  AuditFilter,
+  AuditLog,
+  AuditVerifyResult,
+  BatchRepository,
+  BatchRow,
+  BatchStats,
+  InsertContext,
+  InsertResult,
+  IterateOptions,
+  NewPsk,
+  PskFilter,
+  PskRepository,
+  PskRow,
+  PskTransition,
+  PskWithPps,
+  ReleaseContext,
+  RevealContext,
+  Store,
+} from '../store.ts';
+import type { AuditLogTable, PsksTable, StoreDb } from './schema.ts';
+
+/** A row for `psks` as written (pps already sealed). */
+export interface PskInsertRow {
+  readonly pid: string;
+  readonly pps: Buffer;
+  readonly batch: string;
+  readonly state: PskState;
+  readonly created_at: string;
+  readonly updated_at: string;
+}
+
+/** What differs between engines; everything else is portable SQL built by kysely. */
+export interface SqlEngine {
+  readonly name: 'sqlite' | 'postgres';
+  /**
+   * Whether reads that precede a write must lock their rows (`FOR UPDATE`). PostgreSQL: yes,
+   * writers run concurrently. SQLite: no, a write transaction (BEGIN IMMEDIATE) already
+   * excludes every other writer.
+   */
+  readonly lockRows: boolean;
+  /**
+   * Optional hot path for bulk inserts: inserts `rows` (ON CONFLICT (pid) DO NOTHING) and returns
+   * the PIDs actually inserted. Called only inside a write transaction, on its connection.
+   */
+  readonly insertPsks?: (rows: readonly PskInsertRow[]) => string[];
+  /** Releases the connection(s) after the Kysely instance is destroyed. */
+  readonly close?: () => Promise<void>;
+}
+
+/** PIDs listed per audit entry: a million PSKs cost a thousand entries, and every PID appears. */
+export const AUDIT_PIDS_PER_ENTRY = 1000;
+/** PIDs per SELECT/UPDATE ... IN (...) statement: far below SQLite's 32766 and PostgreSQL's 65535 parameters. */
+const IN_CHUNK = 500;
+/** Rows per multi-row INSERT on the portable path: 8 columns x 500 = 4000 parameters. */
+const INSERT_CHUNK = 500;
+const LIST_DEFAULT = 1000;
+const LIST_MAX = 10_000;
+const ITERATE_CHUNK = 1000;
+const AUDIT_LIST_DEFAULT = 100;
+const BATCH_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+/** States a PSK may enter the database in; in_use needs a running job and a prior state. */
+const INITIAL_STATES: readonly PskState[] = ['available', 'exported', 'consumed', 'revoked', 'transferred'];
+
+interface Context {
+  /** Kysely instance able to start transactions. */
+  readonly root: Kysely<StoreDb>;
+  /** Where queries go: `root`, or the open transaction. */
+  readonly q: Kysely<StoreDb>;
+  readonly inTx: boolean;
+  readonly engine: SqlEngine;
+  readonly box: SecretBox;
+}
+
+/**
+ * The Store over any Kysely dialect. Adapters open the connection, run their migrations and
+ * unwrap the data keys, then hand over a Kysely instance, an SqlEngine and a SecretBox.
+ */
+export class SqlStore implements Store {
+  readonly engine: 'sqlite' | 'postgres';
+  readonly psks: PskRepository;
+  readonly batches: BatchRepository;
+  readonly audit: AuditLog;
+  readonly #ctx: Context;
+  #closed = false;
+
+  constructor(root: Kysely<StoreDb>, engine: SqlEngine, box: SecretBox) {
+    this.#ctx = { root, q: root, inTx: false, engine, box };
+    this.engine = engine.name;
+    this.psks = new SqlPsks(this.#ctx);
+    this.batches = new SqlBatches(this.#ctx);
+    this.audit = new SqlAudit(this.#ctx);
+  }
+
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    return write(this.#ctx, (ctx) => fn(new TxStore(ctx)));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#ctx.root.destroy();
+    await this.#ctx.engine.close?.();
+  }
+}
+
+/** The Store handed to a transaction callback: same repositories, bound to the transaction. */
+class TxStore implements Store {
+  readonly engine: 'sqlite' | 'postgres';
+  readonly psks: PskRepository;
+  readonly batches: BatchRepository;
+  readonly audit: AuditLog;
+
+  constructor(ctx: Context) {
+    this.engine = ctx.engine.name;
+    this.psks = new SqlPsks(ctx);
+    this.batches = new SqlBatches(ctx);
+    this.audit = new SqlAudit(ctx);
+  }
+
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    return fn(this);
+  }
+
+  close(): Promise<void> {
+    return Promise.reject(new ScsError('SCS_STORE_FAILED', 'a transaction cannot close the store'));
+  }
+}
+
+/** Runs fn in a write transaction (joining the current one if any); driver errors become SCS_STORE_FAILED. */
+async function write<T>(ctx: Context, fn: (ctx: Context) => Promise<T>): Promise<T> {
+  if (ctx.inTx) return fn(ctx);
+  return guard(ctx.root.transaction().execute((trx) => fn({ ...ctx, q: trx, inTx: true })));
+}
+
+async function guard<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (isScsError(e)) throw e;
+    // Driver messages name tables and constraints, never bound values; PPS columns are sealed anyway.
+    throw new ScsError('SCS_STORE_FAILED', `database error: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e,
+    });
+  }
+}
+
+function nowIso(): string {
+  return new Date().toISOString();
+}
+
+function toDate(v: string | Date): Date {
+  return v instanceof Date ? v : new Date(v);
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+function checkLimit(value: number | undefined, fallback: number, max: number, what: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new ScsError('SCS_ARGUMENT_INVALID', `${what} must be a whole number 1..${max}, got ${value}`);
+  }
+  return value;
+}
+
+export function checkBatchName(name: string): void {
+  if (!BATCH_NAME.test(name)) {
+    throw new ScsError(
+      'SCS_ARGUMENT_INVALID',
+      `batch name "${name}" is invalid: 1-64 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit`,
+    );
+  }
+}
+
+function checkState(state: string, what: string): asserts state is PskState {
+  if (!isPskState(state)) {
+    throw new ScsError('SCS_ARGUMENT_INVALID', `${what} "${state}" is not one of ${PSK_STATES.join(', ')}`);
+  }
+}
+
+function toRow(r: Omit<Selectable<PsksTable>, 'pps'>): PskRow {
+  return {
+    id: Number(r.id),
+    pid: r.pid as Pid,
+    batch: r.batch,
+    state: r.state,
+    priorState: r.prior_state,
+    deviceUuid: r.device_uuid,
+    createdAt: toDate(r.created_at),
+    updatedAt: toDate(r.updated_at),
+  };
+}
+
+const ROW_COLUMNS = [
+  'id',
+  'pid',
+  'batch',
+  'state',
+  'prior_state',
+  'device_uuid',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly (keyof PsksTable)[];
+
+function openPps(ctx: Context, pid: string, sealed: Buffer): Secret<Pps> {
+  return new Secret(ctx.box.open(sealed, pid).toString('latin1') as Pps);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PSKs
+
+class SqlPsks implements PskRepository {
+  readonly #ctx: Context;
+
+  constructor(ctx: Context) {
+    this.#ctx = ctx;
+  }
+
+  async insertMany(rows: readonly NewPsk[], context: InsertContext): Promise<InsertResult> {
+    const ctx = this.#ctx;
+    if (rows.length === 0) return { inserted: 0, duplicates: [], conflicts: [] };
+    const batches = new Set<string>();
+    const first = new Map<string, NewPsk>();
+    const duplicates: Pid[] = [];
+    const conflicts: Pid[] = [];
+    for (const row of rows) {
+      if (!batches.has(row.batch)) {
+        checkBatchName(row.batch);
+        batches.add(row.batch);
+      }
+      const state = row.state ?? 'available';
+      checkState(state, 'initial state');
+      if (!INITIAL_STATES.includes(state)) {
+        throw new ScsError('SCS_PSK_STATE_INVALID', `a PSK cannot enter the database as ${state}`);
+      }
+      const earlier = first.get(row.pid);
+      if (earlier === undefined) first.set(row.pid, row);
+      else {
+        duplicates.push(row.pid);
+        if (earlier.pps.reveal() !== row.pps.reveal()) conflicts.push(row.pid);
+      }
+    }
+    // Seal before the transaction: it is the CPU-heavy part, and the write lock should be short.
+    const now = nowIso();
+    const sealed: PskInsertRow[] = [];
+    for (const row of first.values()) {
+      sealed.push({
+        pid: row.pid,
+        pps: ctx.box.seal(Buffer.from(row.pps.reveal(), 'latin1'), row.pid),
+        batch: row.batch,
+        state: row.state ?? 'available',
+        created_at: now,
+        updated_at: now,
+      });
+    }
+    // Key order keeps B-tree inserts into the PID index local (fewer pages touched per chunk).
+    sealed.sort((a, b) => (a.pid < b.pid ? -1 : a.pid > b.pid ? 1 : 0));
+    return write(ctx, async (tx) => {
+      await tx.q
+        .insertInto('batches')
+        .values([...batches].map((name) => ({ name, created_at: now, profile: null })))
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute();
+      const inserted = new Set(await insertRows(tx, sealed));
+      const existing = sealed.filter((r) => !inserted.has(r.pid)).map((r) => r.pid);
+      for (const part of chunks(existing, IN_CHUNK)) {
+        const stored = await tx.q.selectFrom('psks').select(['pid', 'pps']).where('pid', 'in', part).execute();
+        for (const s of stored) {
+          duplicates.push(s.pid as Pid);
+          const offered = first.get(s.pid);
+          if (offered !== undefined && openPps(tx, s.pid, s.pps).reveal() !== offered.pps.reveal()) {
+            conflicts.push(s.pid as Pid);
+          }
+        }
+      }
+      const byBatch = new Map<string, Pid[]>();
+      for (const r of sealed) {
+        if (!inserted.has(r.pid)) continue;
+        const list = byBatch.get(r.batch) ?? [];
+        list.push(r.pid as Pid);
+        byBatch.set(r.batch, list);
+      }
+      const entries: AuditEntryInput[] = [];
+      for (const [batch, pids] of byBatch) {
+        for (const part of chunks(pids, AUDIT_PIDS_PER_ENTRY)) {
+          entries.push({
+            actor: context.actor,
+            action: `psk.${context.source}`,
+            pids: part,
+            detail: { ...context.detail, batch, count: part.length },
+          });
+        }
+      }
+      await appendAudit(tx, entries);
+      return { inserted: inserted.size, duplicates, conflicts };
+    });
+  }
+
+  async get(pid: Pid): Promise<PskRow | undefined> {
+    const r = await guard(this.#ctx.q.selectFrom('psks').select(ROW_COLUMNS).where('pid', '=', pid).executeTakeFirst());
+    return r === undefined ? undefined : toRow(r);
+  }
+
+  async reveal(pid: Pid, context: RevealContext): Promise<Secret<Pps>> {
+    const sealed = await write(this.#ctx, async (tx) => {
+      const r = await tx.q.selectFrom('psks').select(['pid', 'pps']).where('pid', '=', pid).executeTakeFirst();
+      if (r === undefined) throw notFound(pid);
+      await appendAudit(tx, [
+        { actor: context.actor, action: 'psk.reveal', pids: [pid], detail: { purpose: context.purpose } },
+      ]);
+      return r.pps;
+    });
+    return openPps(this.#ctx, pid, sealed);
+  }
+
+  async list(filter: PskFilter = {}): Promise<PskRow[]> {
+    const limit = checkLimit(filter.limit, LIST_DEFAULT, LIST_MAX, 'limit');
+    const rows = await guard(filtered(this.#ctx.q, filter).select(ROW_COLUMNS).orderBy('id').limit(limit).execute());
+    return rows.map(toRow);
+  }
+
+  async *iterateWithPps(options: IterateOptions, context: RevealContext): AsyncGenerator<PskWithPps> {
+    const ctx = this.#ctx;
+    const chunkSize = checkLimit(options.chunkSize, ITERATE_CHUNK, ITERATE_CHUNK, 'chunkSize');
+    let remaining =
+      options.limit === undefined ? Infinity : checkLimit(options.limit, 1, Number.MAX_SAFE_INTEGER, 'limit');
+    let afterId = options.afterId;
+    while (remaining > 0) {
+      const take = Math.min(chunkSize, remaining);
+      const page = await write(ctx, async (tx) => {
+        const rows = await filtered(tx.q, afterId === undefined ? options : { ...options, afterId })
+          .select([...ROW_COLUMNS, 'pps'])
+          .orderBy('id')
+          .limit(take)
+          .execute();
+        if (rows.length > 0) {
+          await appendAudit(tx, [
+            {
+              actor: context.actor,
+              action: 'psk.reveal',
+              pids: rows.map((r) => r.pid as Pid),
+              detail: { purpose: context.purpose, count: rows.length },
+            },
+          ]);
+        }
+        return rows;
+      });
+      for (const r of page) yield { ...toRow(r), pps: openPps(ctx, r.pid, r.pps) };
+      const last = page.at(-1);
+      if (last === undefined || page.length < take) return;
+      afterId = Number(last.id);
+      remaining -= page.length;
+    }
+  }
+
+  async transition(change: PskTransition): Promise<void> {
+    checkState(change.to, 'target state');
+    if (change.from.length === 0)
+      throw new ScsError('SCS_ARGUMENT_INVALID', 'a transition needs at least one from state');
+    for (const s of change.from) checkState(s, 'from state');
+    const detail: Record<string, string> = {};
+    if (change.reason !== undefined) detail.reason = change.reason;
+    if (change.deviceUuid !== undefined) detail.deviceUuid = change.deviceUuid;
+    await move(this.#ctx, change.pids, change.actor, detail, change.deviceUuid, (row) => {
+      if (!change.from.includes(row.state) || !canTransition(row.state, change.to)) {
+        throw stateError(row.pid, row.state, change.to, change.from);
+      }
+      return change.to;
+    });
+  }
+
+  async release(pids: readonly Pid[], context: ReleaseContext): Promise<void> {
+    const detail: Record<string, string> = { release: 'failed attempt' };
+    if (context.reason !== undefined) detail.reason = context.reason;
+    await move(this.#ctx, pids, context.actor, detail, undefined, (row) => {
+      if (row.state !== 'in_use') throw stateError(row.pid, row.state, row.prior_state ?? 'available', ['in_use']);
+      return row.prior_state ?? 'available';
+    });
+  }
+
+  async countByState(filter: { readonly batch?: string } = {}): Promise<Record<PskState, number>> {
+    const ctx = this.#ctx;
+    if (filter.batch !== undefined) await requireBatch(ctx, filter.batch);
+    let q = ctx.q.selectFrom('psks').select((eb) => ['state', eb.fn.countAll().as('n')]);
+    if (filter.batch !== undefined) q = q.where('batch', '=', filter.batch);
+    const rows = await guard(q.groupBy('state').execute());
+    const counts = emptyCounts();
+    for (const r of rows) if (isPskState(r.state)) counts[r.state] = Number(r.n);
+    return counts;
+  }
+}
+
+function filtered(q: Kysely<StoreDb>, filter: PskFilter) {
+  let s = q.selectFrom('psks');
+  if (filter.state !== undefined) {
+    const states: readonly PskState[] = typeof filter.state === 'string' ? [filter.state] : filter.state;
+    for (const st of states) checkState(st, 'state filter');
+    s = s.where('state', 'in', states);
+  }
+  if (filter.batch !== undefined) s = s.where('batch', '=', filter.batch);
+  if (filter.afterId !== undefined) s = s.where('id', '>', filter.afterId);
+  return s;
+}
+
+async function insertRows(ctx: Context, rows: readonly PskInsertRow[]): Promise<string[]> {
+  if (ctx.engine.insertPsks) return ctx.engine.insertPsks(rows);
+  const out: string[] = [];
+  for (const part of chunks(rows, INSERT_CHUNK)) {
+    const got = await ctx.q
+      .insertInto('psks')
+      .values(part.map((r) => ({ ...r, prior_state: null, device_uuid: null })))
+      .onConflict((oc) => oc.column('pid').doNothing())
+      .returning('pid')
+      .execute();
+    for (const g of got) out.push(g.pid);
+  }
+  return out;
+}
+
+interface MoveRow {
+  readonly pid: string;
+  readonly state: PskState;
+  readonly prior_state: PskState | null;
+}
+
+/**
+ * The one place PSK states change. In one transaction, per chunk of PIDs: read the rows (locked
+ * on PostgreSQL), let `decide` name each target state or throw, then update grouped by
+ * (from, to) with `AND state = from` so a concurrent change is caught (row count differs) rather
+ * than overwritten; audit one entry per group of ≤1000 PIDs.
+ */
+async function move(
+  ctx: Context,
+  pids: readonly Pid[],
+  actor: string,
+  detail: AuditDetail,
+  deviceUuid: string | undefined,
+  decide: (row: MoveRow) => PskState,
+): Promise<void> {
+  const unique = [...new Set(pids)];
+  if (unique.length === 0) return;
+  await write(ctx, async (tx) => {
+    const now = nowIso();
+    const groups = new Map<string, { from: PskState; to: PskState; pids: Pid[] }>();
+    for (const part of chunks(unique, IN_CHUNK)) {
+      let sel = tx.q.selectFrom('psks').select(['pid', 'state', 'prior_state']).where('pid', 'in', part);
+      if (tx.engine.lockRows) sel = sel.forUpdate();
+      const rows = await sel.execute();
+      if (rows.length !== part.length) {
+        const found = new Set(rows.map((r) => r.pid));
+        const missing = part.find((p) => !found.has(p));
+        throw notFound(missing ?? '');
+      }
+      const partGroups = new Map<string, { from: PskState; to: PskState; pids: Pid[] }>();
+      for (const row of rows) {
+        const to = decide(row);
+        const key = `${row.state}>${to}`;
+        const g = partGroups.get(key) ?? { from: row.state, to, pids: [] };
+        g.pids.push(row.pid as Pid);
+        partGroups.set(key, g);
+      }
+      for (const [key, g] of partGroups) {
+        const res = await tx.q
+          .updateTable('psks')
+          .set({
+            state: g.to,
+            prior_state: g.to === 'in_use' ? g.from : null,
+            updated_at: now,
+            ...(deviceUuid === undefined ? {} : { device_uuid: deviceUuid }),
+          })
+          .where('pid', 'in', g.pids)
+          .where('state', '=', g.from)
+          .executeTakeFirst();
+        if (Number(res.numUpdatedRows) !== g.pids.length) {
+          throw new ScsError(
+            'SCS_PSK_STATE_INVALID',
+            `PSKs changed state concurrently while moving ${g.from} -> ${g.to}`,
+          );
+        }
+        const all = groups.get(key) ?? { from: g.from, to: g.to, pids: [] };
+        all.pids.push(...g.pids);
+        groups.set(key, all);
+      }
+    }
+    const entries: AuditEntryInput[] = [];
+    for (const g of groups.values()) {
+      for (const part of chunks(g.pids, AUDIT_PIDS_PER_ENTRY)) {
+        entries.push({ actor, action: 'psk.state', pids: part, detail: { ...detail, from: g.from, to: g.to } });
+      }
+    }
+    await appendAudit(tx, entries);
+  });
+}
+
+function notFound(pid: Pid | string): ScsError {
+  return new ScsError('SCS_PSK_NOT_FOUND', `no PSK with PID ${formatPid(pid as Pid)}`, { details: { pid } });
+}
+
+function stateError(pid: string, from: PskState, to: PskState, expected: readonly PskState[]): ScsError {
+  const why = canTransition(from, to)
+    ? `this operation expects ${expected.join(' or ')}`
+    : `${from} -> ${to} is not an allowed transition`;
+  return new ScsError(
+    'SCS_PSK_STATE_INVALID',
+    `PSK ${formatPid(pid as Pid)} is ${from}; cannot change it to ${to} (${why})`,
+    { details: { pid, from, to } },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches
+
+async function requireBatch(ctx: Context, name: string): Promise<void> {
+  const b = await guard(ctx.q.selectFrom('batches').select('name').where('name', '=', name).executeTakeFirst());
+  if (b === undefined) {
+    throw new ScsError('SCS_BATCH_NOT_FOUND', `no batch named "${name}"`, { details: { batch: name } });
+  }
+}
+
+class SqlBatches implements BatchRepository {
+  readonly #ctx: Context;
+
+  constructor(ctx: Context) {
+    this.#ctx = ctx;
+  }
+
+  async get(name: string): Promise<BatchRow | undefined> {
+    const r = await guard(this.#ctx.q.selectFrom('batches').selectAll().where('name', '=', name).executeTakeFirst());
+    return r === undefined ? undefined : { name: r.name, createdAt: toDate(r.created_at), profile: r.profile };
+  }
+
+  async list(): Promise<BatchStats[]> {
+    const q = this.#ctx.q;
+    const [batches, counts] = await guard(
+      Promise.all([
+        q.selectFrom('batches').selectAll().orderBy('created_at').orderBy('name').execute(),
+        q
+          .selectFrom('psks')
+          .select((eb) => ['batch', 'state', eb.fn.countAll().as('n')])
+          .groupBy(['batch', 'state'])
+          .execute(),
+      ]),
+    );
+    const byBatch = new Map<string, Record<PskState, number>>();
+    for (const c of counts) {
+      const m = byBatch.get(c.batch) ?? emptyCounts();
+      if (isPskState(c.state)) m[c.state] = Number(c.n);
+      byBatch.set(c.batch, m);
+    }
+    return batches.map((b) => {
+      const c = byBatch.get(b.name) ?? emptyCounts();
+      return {
+        name: b.name,
+        createdAt: toDate(b.created_at),
+        profile: b.profile,
+        counts: c,
+        total: Object.values(c).reduce((a, n) => a + n, 0),
+      };
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+/**
+ * Appends entries to the chain inside the caller's write transaction. Concurrency: the head row
+ * is read with FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes writers),
+ * so two writers cannot both extend the same head; the second waits until the first commits
+ * and then chains onto its hash. seq is the audit_log primary key: a lost race could at worst
+ * fail on the key, never fork the chain.
+ */
+async function appendAudit(ctx: Context, inputs: readonly AuditEntryInput[]): Promise<AuditEntry[]> {
+  if (inputs.length === 0) return [];
+  if (!ctx.inTx) throw new ScsError('SCS_STORE_FAILED', 'audit append outside a transaction');
+  let headQuery = ctx.q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
+  if (ctx.engine.lockRows) headQuery = headQuery.forUpdate();
+  const head = await headQuery.executeTakeFirst();
+  if (head === undefined) throw new ScsError('SCS_STORE_FAILED', 'the audit_head row is missing');
+  let seq = Number(head.seq);
+  let prev = head.hash;
+  const at = nowIso();
+  const rows: AuditLogTable[] = [];
+  const out: AuditEntry[] = [];
+  for (const input of inputs) {
+    seq++;
+    const pids = input.pids ?? [];
+    const detail = input.detail ?? {};
+    const hash = chainHash(prev, { seq, at, actor: input.actor, action: input.action, pids, detail });
+    rows.push({
+      seq,
+      at,
+      actor: input.actor,
+      action: input.action,
+      pids: pids.join(','),
+      detail: JSON.stringify(detail),
+      hash,
+    });
+    out.push({ seq, at: new Date(at), actor: input.actor, action: input.action, pids: [...pids], detail, hash });
+    prev = hash;
+  }
+  // 7 columns: 100 rows stay far below every engine's parameter limit.
+  for (const part of chunks(rows, 100)) await ctx.q.insertInto('audit_log').values(part).execute();
+  await ctx.q.updateTable('audit_head').set({ seq, hash: prev }).where('id', '=', 1).execute();
+  return out;
+}
+
+function toEntry(r: AuditLogTable): AuditEntry {
+  return {
+    seq: Number(r.seq),
+    at: toDate(r.at),
+    actor: r.actor,
+    action: r.action,
+    pids: r.pids === '' ? [] : (r.pids.split(',') as Pid[]),
+    detail: parseDetail(r.detail) ?? {},
+    hash: r.hash,
+  };
+}
+
+class SqlAudit implements AuditLog {
+  readonly #ctx: Context;
+
+  constructor(ctx: Context) {
+    this.#ctx = ctx;
+  }
+
+  async append(entry: AuditEntryInput): Promise<AuditEntry> {
+    const [e] = await write(this.#ctx, (tx) => appendAudit(tx, [entry]));
+    if (e === undefined) throw new ScsError('SCS_STORE_FAILED', 'audit append returned nothing');
+    return e;
+  }
+
+  async list(filter: AuditFilter = {}): Promise<AuditEntry[]> {
+    const limit = checkLimit(filter.limit, AUDIT_LIST_DEFAULT, LIST_MAX, 'limit');
+    const order = filter.order ?? 'desc';
+    let q = this.#ctx.q.selectFrom('audit_log').selectAll();
+    if (filter.pid !== undefined) {
+      if (!/^[0-9A-Z]{8}$/.test(filter.pid)) throw new ScsError('SCS_PID_INVALID', `PID "${filter.pid}" is invalid`);
+      // Entries list whole 8-character PIDs separated by commas, so a substring match is exact.
+      q = q.where('pids', 'like', `%${filter.pid}%`);
+    }
+    if (filter.action !== undefined) q = q.where('action', '=', filter.action);
+    if (filter.afterSeq !== undefined) q = q.where('seq', '>', filter.afterSeq);
+    if (filter.beforeSeq !== undefined) q = q.where('seq', '<', filter.beforeSeq);
+    const rows = await guard(q.orderBy('seq', order).limit(limit).execute());
+    return rows.map(toEntry);
+  }
+
+  async verify(): Promise<AuditVerifyResult> {
+    const q = this.#ctx.q;
+    const head = await guard(q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirst());
+    if (head === undefined) return { ok: false, entries: 0, brokenSeq: 1, reason: 'the audit_head row is missing' };
+    const headSeq = Number(head.seq);
+    // Entries appended while we walk are beyond headSeq and not part of this check.
+    async function* rows(): AsyncGenerator<StoredChainEntry> {
+      let after = 0;
+      for (;;) {
+        const page = await guard(
+          q
+            .selectFrom('audit_log')
+            .selectAll()
+            .where('seq', '>', after)
+            .where('seq', '<=', headSeq)
+            .orderBy('seq')
+            .limit(1000)
+            .execute(),
+        );
+        for (const r of page) {
+          yield {
+            seq: Number(r.seq),
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            pids: r.pids === '' ? [] : r.pids.split(','),
+            detailJson: r.detail,
+            hash: r.hash,
+          };
+        }
+        const last = page.at(-1);
+        if (last === undefined || page.length < 1000) return;
+        after = Number(last.seq);
+      }
+    }
+    const result = await verifyChain(rows(), { seq: headSeq, hash: head.hash });
+    if (!result.ok) return result;
+    // Rows beyond the head that no append wrote (one statement, one snapshot: no race with appends).
+    const tail = await guard(
+      q
+        .selectFrom('audit_head')
+        .select((eb) => [
+          'seq',
+          eb
+            .selectFrom('audit_log')
+            .select((e2) => e2.fn.max('seq').as('m'))
+            .as('maxSeq'),
+        ])
+        .where('id', '=', 1)
+        .executeTakeFirst(),
+    );
+    if (tail !== undefined && tail.maxSeq !== null && Number(tail.maxSeq) > Number(tail.seq)) {
+      return {
+        ok: false,
+        entries: result.entries,
+        brokenSeq: Number(tail.seq) + 1,
+        reason: `entries after the chain head (seq ${Number(tail.seq)}) were added outside the audit log`,
+      };
+    }
+    return result;
+  }
+}

@@ -1,0 +1,145 @@
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely } from 'kysely';
+import { generateDataKey, SecretBox, unwrapDataKey, wrapDataKey } from '../../crypto/envelope.ts';
+import { loadMasterKey } from '../../crypto/masterKey.ts';
+import { isScsError, ScsError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import { assertNotNewer, migrate, schemaVersion, type Migration } from '../sql/migrate.ts';
+import type { StoreDb } from '../sql/schema.ts';
+import { SqlStore, type PskInsertRow, type SqlEngine } from '../sql/sql-store.ts';
+import type { OpenedStore } from '../store.ts';
+import { ImmediateSqliteDialect } from './dialect.ts';
+import { SQLITE_MIGRATIONS } from './migrations.ts';
+
+export interface SqliteStoreOptions {
+  /** Database file (created with its directory, 0700, on first start). */
+  readonly file: string;
+  readonly masterKeyFile: string;
+  readonly log?: Logger;
+  /** How long a writer waits for another process's write lock (default 5000 ms). */
+  readonly busyTimeoutMs?: number;
+  /** Schema steps (tests pass a longer list to play a newer amt-scs). */
+  readonly migrations?: readonly Migration[];
+}
+
+/** Rows per prepared multi-row INSERT on the hot path: 6 columns x 100 = 600 parameters. */
+const BULK_ROWS = 100;
+
+/**
+ * Opens (or creates) the SQLite PSK database. Order matters for "a wrong key changes nothing":
+ * the master key is loaded (or created, only if the database does not exist yet), then the
+ * schema version is checked and the data keys are unwrapped *before* any migration writes.
+ */
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<OpenedStore> {
+  const { file, log } = options;
+  const migrations = options.migrations ?? SQLITE_MIGRATIONS;
+  const inMemory = file === ':memory:';
+  const databaseExists = !inMemory && existsSync(file) && statSync(file).size > 0;
+  const master = await loadMasterKey(options.masterKeyFile, { databaseExists });
+  if ((master.mode & 0o077) !== 0) {
+    log?.warn(
+      { file: master.file, mode: master.mode.toString(8) },
+      'master key file is readable by group or others; chmod 600 it',
+    );
+  }
+
+  let raw: Database.Database;
+  try {
+    if (!inMemory) mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    raw = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
+    raw.pragma('journal_mode = WAL');
+    // FULL: a commit (a PSK marked consumed, an audit entry) survives power loss, not just a crash.
+    raw.pragma('synchronous = FULL');
+    raw.pragma('foreign_keys = ON');
+    raw.pragma('cache_size = -65536');
+  } catch (cause) {
+    throw new ScsError('SCS_STORE_FAILED', `cannot open SQLite database ${file}`, { cause, details: { file } });
+  }
+  const db = new Kysely<StoreDb>({ dialect: new ImmediateSqliteDialect({ database: raw }) });
+  try {
+    const masterKey = master.key.reveal();
+    const before = await schemaVersion(db);
+    assertNotNewer(before, migrations);
+    if (before > 0) await unwrapAll(db, masterKey);
+    await db.transaction().execute(async (trx) => {
+      const result = await migrate(trx, migrations);
+      if (result.from !== result.to) log?.info({ file, from: result.from, to: result.to }, 'database schema migrated');
+      const keys = await trx.selectFrom('data_keys').select('key_id').execute();
+      if (keys.length === 0) {
+        const used = await trx.selectFrom('psks').select('id').limit(1).executeTakeFirst();
+        if (used !== undefined) {
+          throw new ScsError('SCS_MASTER_KEY_MISMATCH', `database ${file} holds PSKs but no data key`);
+        }
+        const dek = generateDataKey();
+        await trx
+          .insertInto('data_keys')
+          .values({
+            key_id: 1,
+            wrapped: wrapDataKey(masterKey, 1, dek),
+            created_at: new Date().toISOString(),
+            status: 'active',
+          })
+          .execute();
+        dek.fill(0);
+      }
+    });
+    const box = await unwrapAll(db, masterKey);
+    const store = new SqlStore(db, sqliteEngine(raw), box);
+    log?.debug({ file, keyId: box.currentKeyId }, 'PSK database open');
+    return { store, masterKey: { file: master.file, created: master.created } };
+  } catch (e) {
+    await db.destroy();
+    if (raw.open) raw.close();
+    if (isScsError(e)) throw e;
+    throw new ScsError('SCS_STORE_FAILED', `cannot open SQLite database ${file}: ${String(e)}`, { cause: e });
+  }
+}
+
+async function unwrapAll(db: Kysely<StoreDb>, masterKey: Buffer): Promise<SecretBox> {
+  const rows = await db.selectFrom('data_keys').selectAll().orderBy('key_id').execute();
+  const keys = rows.map((r) => [Number(r.key_id), unwrapDataKey(masterKey, Number(r.key_id), r.wrapped)] as const);
+  const active = rows.filter((r) => r.status === 'active').at(-1);
+  if (active === undefined) throw new ScsError('SCS_STORE_FAILED', 'the database has no active data key');
+  const box = new SecretBox(keys, Number(active.key_id));
+  for (const [, k] of keys) k.fill(0);
+  return box;
+}
+
+/**
+ * The SQLite hot path: prepared multi-row INSERTs straight on better-sqlite3 (kysely would
+ * compile and prepare a fresh statement per call). Safe because SqlStore only calls it inside a
+ * transaction, which holds kysely's one SQLite connection, and better-sqlite3 runs synchronously.
+ */
+function sqliteEngine(raw: Database.Database): SqlEngine {
+  let bulk: Database.Statement | undefined;
+  let single: Database.Statement | undefined;
+  const sqlFor = (n: number): string =>
+    `insert into psks (pid, pps, batch, state, created_at, updated_at) values ` +
+    `${Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?)').join(', ')} on conflict (pid) do nothing returning pid`;
+  const push = (params: unknown[], r: PskInsertRow): void => {
+    params.push(r.pid, r.pps, r.batch, r.state, r.created_at, r.updated_at);
+  };
+  return {
+    name: 'sqlite',
+    lockRows: false,
+    insertPsks(rows) {
+      bulk ??= raw.prepare(sqlFor(BULK_ROWS)).pluck();
+      single ??= raw.prepare(sqlFor(1)).pluck();
+      const out: string[] = [];
+      let i = 0;
+      for (; i + BULK_ROWS <= rows.length; i += BULK_ROWS) {
+        const params: unknown[] = [];
+        for (let k = i; k < i + BULK_ROWS; k++) push(params, rows[k] as PskInsertRow);
+        for (const pid of bulk.all(params)) out.push(pid as string);
+      }
+      for (; i < rows.length; i++) {
+        const params: unknown[] = [];
+        push(params, rows[i] as PskInsertRow);
+        for (const pid of single.all(params)) out.push(pid as string);
+      }
+      return out;
+    },
+  };
+}
