@@ -3,6 +3,7 @@ import { addConfigOptions } from './context.ts';
 import { registerHelloCommands } from './hello.ts';
 import type { Io } from './io.ts';
 import { registerPskCommands } from './psk.ts';
+import { registerSimCommands } from './sim.ts';
 
 /** The whole CLI; main.ts runs it, tests build it with their own Io. */
 export function buildProgram(io: Io): Command {
@@ -13,5 +14,6 @@ export function buildProgram(io: Io): Command {
   addConfigOptions(program);
   registerPskCommands(program, io);
   registerHelloCommands(program, io);
+  registerSimCommands(program, io);
   return program;
 }
