@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import { ScsError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Secret } from '../secret.ts';
+import { abortError } from './abort.ts';
+import { createDigestClient } from './http/digest-client.ts';
+import { header, type HttpResponse } from './http/response.ts';
+import type { HttpTransport } from './http/transport.ts';
+import { buildEnvelope, FAULT_ACTION, type WsmanRequest } from './wsman/envelope.ts';
+import { faultError, readFault } from './wsman/fault.ts';
+import type { Operation } from './wsman/operation.ts';
+import { DEFAULT_MAX_REPLY_BYTES, malformedReply, parseWsman, type WsmanReply } from './wsman/parse.ts';
+
+/**
+ * The AMT client: `call(op, { signal })` runs one WS-Management operation over HTTP Digest on
+ * the given transport and resolves to its typed result. Failures are ScsErrors: SCS_TLS_* from
+ * connecting, SCS_AMT_* from HTTP, SCS_WSMAN_FAULT for SOAP faults, AmtError
+ * (SCS_WSMAN_RETURN_VALUE) for a non-zero PT_STATUS, SCS_WSMAN_MALFORMED_REPLY for replies that
+ * do not fit. Every call has its own deadline (callTimeoutMs, SCS_AMT_TIMEOUT) and honours the
+ * caller's AbortSignal. Request and reply bodies are never logged: they carry passwords and PSKs.
+ */
+
+export const SOAP_CONTENT_TYPE = 'application/soap+xml;charset=UTF-8';
+const WSMAN_PATH = '/wsman';
+
+export interface AmtClientOptions {
+  readonly transport: HttpTransport;
+  /** `admin` in setup mode (§4). */
+  readonly username: string;
+  /** In setup mode, the MEBx password set with the PID/PPS (§6). */
+  readonly password: Secret<string>;
+  /** Deadline of one call() as a whole (enumeration included). */
+  readonly callTimeoutMs: number;
+  readonly maxReplyBytes?: number;
+  readonly log?: Logger;
+}
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
+export interface AmtClient {
+  call<T>(operation: Operation<T>, options?: CallOptions): Promise<T>;
+  /** Closes the connection (the transport reconnects if called again). */
+  close(): void;
+  /** HTTP exchanges made so far (401s included), for logs and tests. */
+  readonly exchanges: number;
+}
+
+export function createAmtClient(options: AmtClientOptions): AmtClient {
+  const { transport, log } = options;
+  const maxReplyBytes = options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES;
+  const digest = createDigestClient({ transport, username: options.username, password: options.password });
+  let exchanges = 0;
+
+  async function exchange(request: WsmanRequest, signal: AbortSignal): Promise<WsmanReply> {
+    const messageId = `uuid:${randomUUID()}`;
+    const action = request.kind === 'call' ? request.action : 'Identify';
+    const body = Buffer.from(buildEnvelope(request, messageId), 'utf8');
+    exchanges++;
+    const response = await digest.post(WSMAN_PATH, SOAP_CONTENT_TYPE, body, {
+      signal,
+      timeoutMs: options.callTimeoutMs,
+      idempotent: request.kind === 'identify' || request.idempotent,
+    });
+    return interpret(response, request, action, messageId);
+  }
+
+  function interpret(response: HttpResponse, request: WsmanRequest, action: string, messageId: string): WsmanReply {
+    const { status } = response;
+    const looksXml = response.body.length > 0 && /xml/i.test(header(response, 'content-type') ?? 'xml');
+    // AMT answers faults with 400/500 and a SOAP body (§5); anything else non-200 is an HTTP problem.
+    if (status !== 200 && !((status === 400 || status === 500) && looksXml)) {
+      throw new ScsError(
+        'SCS_AMT_HTTP',
+        `the device answered ${action} with HTTP ${status} ${response.reason}`.trim(),
+        {
+          details: { status, action },
+        },
+      );
+    }
+    const reply = parseWsman(response.body, maxReplyBytes);
+    const fault = readFault(reply);
+    if (fault) throw faultError(fault, { action, httpStatus: status });
+    if (status !== 200) {
+      throw new ScsError('SCS_AMT_HTTP', `the device answered ${action} with HTTP ${status} and no fault`, {
+        details: { status, action },
+      });
+    }
+    if (reply.relatesTo !== undefined && reply.relatesTo !== messageId) {
+      throw malformedReply(`RelatesTo ${reply.relatesTo} does not answer MessageID ${messageId}`, {
+        relatesTo: reply.relatesTo,
+        messageId,
+      });
+    }
+    if (request.kind === 'call' && reply.action !== undefined) {
+      const expected = `${request.action}Response`;
+      if (reply.action !== expected && reply.action !== FAULT_ACTION) {
+        throw malformedReply(`reply Action ${reply.action}, expected ${expected}`, { action: reply.action, expected });
+      }
+    }
+    return reply;
+  }
+
+  return {
+    get exchanges() {
+      return exchanges;
+    },
+    async call<T>(operation: Operation<T>, callOptions: CallOptions = {}): Promise<T> {
+      const controller = new AbortController();
+      const timeoutMs = options.callTimeoutMs;
+      const timer = setTimeout(
+        () =>
+          controller.abort(
+            new ScsError('SCS_AMT_TIMEOUT', `${operation.name} did not complete within ${timeoutMs} ms`, {
+              details: { operation: operation.name, timeoutMs },
+            }),
+          ),
+        timeoutMs,
+      );
+      const outer = callOptions.signal;
+      const onAbort = (): void => controller.abort(abortError(outer));
+      if (outer?.aborted) onAbort();
+      outer?.addEventListener('abort', onAbort, { once: true });
+      const started = performance.now();
+      try {
+        const result = await operation.run((request) => exchange(request, controller.signal));
+        log?.debug({ operation: operation.name, ms: Math.round(performance.now() - started) }, 'AMT call done');
+        return result;
+      } catch (error) {
+        log?.debug(
+          { operation: operation.name, code: error instanceof ScsError ? error.code : undefined },
+          'AMT call failed',
+        );
+        throw error;
+      } finally {
+        clearTimeout(timer);
+        outer?.removeEventListener('abort', onAbort);
+      }
+    },
+    close() {
+      transport.close();
+    },
+  };
+}
