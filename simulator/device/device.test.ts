@@ -331,6 +331,22 @@ describe('HTTP and Digest', () => {
     c.close();
   });
 
+  it('answers an internal failure with a Receiver fault and HTTP 500, and reports it as an error event', async () => {
+    const { device, ports } = await startDevice({ keyPairProvider: () => Promise.reject(new Error('key pool empty')) });
+    const errors: string[] = [];
+    device.on('error', (e) => errors.push(e.message));
+    const c = plainClient(ports.httpPort);
+    const r = await c.post(
+      new AMT.Messages().PublicKeyManagementService.GenerateKeyPair({ KeyAlgorithm: 0, KeyLength: 2048 }),
+    );
+    c.close();
+    assert.equal(r.status, 500);
+    assert.match(r.body, /a:Receiver/);
+    assert.match(r.body, /InternalError/);
+    assert.deepEqual(errors, ['key pool empty']);
+    assert.match(device.snapshot().lastError ?? '', /key pool empty/);
+  });
+
   it('writes replies in chunked encoding on the wire and serves /wsman only', async () => {
     const { ports } = await startDevice();
     const raw = await rawExchange(

@@ -39,7 +39,11 @@ export async function makeCa(name = 'CN=amt-scs test CA'): Promise<TestCa> {
  * PKCS#1 RSAPublicKey) whose signature is made with some other key: "null-signed", as far as the
  * device is concerned. Returns base64 DER.
  */
-export async function nullSignedCsr(derKeyBase64: string, signer: CryptoKey, subject = 'CN=amt-device'): Promise<string> {
+export async function nullSignedCsr(
+  derKeyBase64: string,
+  signer: CryptoKey,
+  subject = 'CN=amt-device',
+): Promise<string> {
   const spki = createPublicKey({ key: Buffer.from(derKeyBase64, 'base64'), format: 'der', type: 'pkcs1' }).export({
     type: 'spki',
     format: 'der',

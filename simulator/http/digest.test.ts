@@ -10,7 +10,11 @@ function setup(now = { t: 1_000_000 }) {
   const nonces = new NonceStore(() => now.t, 60_000);
   const lookupHa1 = (u: string): Buffer | undefined => (u === 'admin' ? ha1('admin', 'P@ssw0rd') : undefined);
   const check = { realm: REALM, method: 'POST', url: '/wsman', lookupHa1, nonces };
-  const header = (nonce: string, nc: string, over: { password?: string; user?: string; realm?: string } = {}): string => {
+  const header = (
+    nonce: string,
+    nc: string,
+    over: { password?: string; user?: string; realm?: string } = {},
+  ): string => {
     const response = digestResponse(ha1(over.user ?? 'admin', over.password ?? 'P@ssw0rd'), {
       nonce,
       nc,
@@ -126,7 +130,14 @@ describe('Digest verification', () => {
     const { nonces, check } = setup();
     const nonce = nonces.issue();
     const make = (uri: string, nc: string): string => {
-      const response = digestResponse(ha1('admin', 'P@ssw0rd'), { nonce, nc, cnonce: 'c', qop: 'auth', method: 'POST', uri });
+      const response = digestResponse(ha1('admin', 'P@ssw0rd'), {
+        nonce,
+        nc,
+        cnonce: 'c',
+        qop: 'auth',
+        method: 'POST',
+        uri,
+      });
       return `Digest username="admin",realm="${REALM}",nonce="${nonce}",uri="${uri}",qop=auth,nc=${nc},cnonce="c",response="${response}"`;
     };
     assert.equal(verifyDigest(make('http://10.0.0.5:16992/wsman', '00000001'), check).ok, true);

@@ -479,6 +479,38 @@ describe('AMT_TLSCredentialContext and AMT_TLSSettingData', () => {
     assert.equal(h.model.committed.tlsContextCert, undefined);
   });
 
+  it('deletes the credential context by its ElementInContext reference; a certificate in use cannot be deleted', async () => {
+    const h = harness();
+    const handle = await withCertificate(h);
+    await h.call(amt().TLSCredentialContext.Create(handle));
+    const inUse = await h.call(amt().PublicKeyCertificate.Delete({ name: 'InstanceID', value: handle }));
+    assert.equal(faultSubcode(inUse), 'c:InvalidParameter');
+    const ref = (id: string) =>
+      ({
+        ElementInContext: {
+          Address: '/wsman',
+          ReferenceParameters: {
+            ResourceURI: 'http://intel.com/wbem/wscim/1/amt-schema/1/AMT_PublicKeyCertificate',
+            SelectorSet: { Selector: { $: { Name: 'InstanceID' }, _: id } },
+          },
+        },
+      }) as never;
+    const wrong = await h.call(amt().TLSCredentialContext.Delete(ref('Intel(r) AMT Certificate: Handle: 7')));
+    assert.equal(faultSubcode(wrong), 'c:InvalidSelectors');
+    const del = await h.call(amt().TLSCredentialContext.Delete(ref(handle)));
+    assert.equal(del.status, 200);
+    assert.equal(header(del, 'Action'), 'http://schemas.xmlsoap.org/ws/2004/09/transfer/DeleteResponse');
+    assert.equal(h.model.working.tlsContextCert, undefined);
+    const gone = await h.call(amt().PublicKeyCertificate.Delete({ name: 'InstanceID', value: handle }));
+    assert.equal(gone.status, 200);
+    assert.equal(h.model.keystore.certs.size, 0);
+    const key = await h.call(
+      amt().PublicPrivateKeyPair.Delete({ name: 'InstanceID', value: 'Intel(r) AMT Key: Handle: 0' }),
+    );
+    assert.equal(key.status, 200);
+    assert.equal(h.model.keystore.keys.size, 0);
+  });
+
   it('refuses a credential context for a certificate the device does not hold', async () => {
     const h = harness();
     const r = await h.call(amt().TLSCredentialContext.Create('Intel(r) AMT Certificate: Handle: 9'));
