@@ -56,11 +56,34 @@ function certClient(port: number, ca: TestCa, username: string, password: string
   });
 }
 
-function pskHandshake(port: number, pid: string, pps: string): Promise<string> {
+/** A TLS session from a completed PSK handshake (a ticket, if the device hands one out). */
+function pskSession(port: number, pid: string, pps: string): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port,
+      ciphers: PSK_CIPHERS.join(':'),
+      maxVersion: 'TLSv1.2',
+      checkServerIdentity: () => undefined,
+      pskCallback: () => ({ identity: pid, psk: Buffer.from(pps, 'ascii') }),
+    });
+    s.once('secureConnect', () => {
+      // A TLS 1.2 ticket arrives with the handshake; give it a turn to be read.
+      setImmediate(() => {
+        resolve(s.getSession());
+        s.destroy();
+      });
+    });
+    s.once('error', reject);
+  });
+}
+
+function pskHandshake(port: number, pid: string, pps: string, session?: Buffer): Promise<string> {
   return new Promise((resolve) => {
     const s = tls.connect({
       host: '127.0.0.1',
       port,
+      ...(session === undefined ? {} : { session }),
       ciphers: PSK_CIPHERS.join(':'),
       maxVersion: 'TLSv1.2',
       checkServerIdentity: () => undefined,
@@ -224,6 +247,7 @@ describe('commit', () => {
 
   it('without TLS keeps serving TLS-PSK after commit, with the PSK from SetTLSPSK only', async () => {
     const { device, ports, pid, pps } = await startDevice();
+    const session = await pskSession(ports.tlsPort, pid, pps);
     const c = pskClient(ports.tlsPort, pid, pps);
     const newPid = generatePid();
     const newPps = generatePps();
@@ -232,6 +256,8 @@ describe('commit', () => {
     c.close();
     assert.equal(device.snapshot().tls, 'psk');
     assert.equal(await pskHandshake(ports.tlsPort, pid, pps), 'ERR_SSL_TLSV1_ALERT_UNKNOWN_PSK_IDENTITY');
+    // Nor can a session from before the commit be resumed past the new PSK.
+    assert.equal(await pskHandshake(ports.tlsPort, pid, pps, session), 'ERR_SSL_TLSV1_ALERT_UNKNOWN_PSK_IDENTITY');
     assert.equal(await pskHandshake(ports.tlsPort, newPid, newPps), 'ok');
     const again = pskClient(ports.tlsPort, newPid, newPps);
     const r = await again.post(amt().SetupAndConfigurationService.Get());

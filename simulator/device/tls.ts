@@ -1,3 +1,4 @@
+import { constants } from 'node:crypto';
 import type { Socket } from 'node:net';
 import tls, { type SecureContext, type SecureVersion } from 'node:tls';
 import { ScsError } from '../../src/errors.ts';
@@ -64,8 +65,17 @@ export class DeviceTls {
 
   #contextFor(mode: TlsMode): SecureContext {
     const { minVersion, maxVersion } = this.options;
+    // No session tickets: a resumed session skips the PSK lookup, so a client holding a ticket
+    // from the old PSK would get in after the PSK changed. (Session-ID resumption is already off:
+    // node keeps no internal server cache for a bare TLSSocket.)
+    const secureOptions = constants.SSL_OP_NO_TICKET;
     if (mode.kind === 'psk') {
-      this.#pskContext ??= tls.createSecureContext({ ciphers: this.options.pskCiphers, minVersion, maxVersion });
+      this.#pskContext ??= tls.createSecureContext({
+        ciphers: this.options.pskCiphers,
+        minVersion,
+        maxVersion,
+        secureOptions,
+      });
       return this.#pskContext;
     }
     if (this.#certContext?.handle !== mode.cert.handle) {
@@ -74,6 +84,7 @@ export class DeviceTls {
         cert: mode.cert.x509.toString(),
         minVersion,
         maxVersion,
+        secureOptions,
       });
       this.#certContext = { handle: mode.cert.handle, context };
     }
