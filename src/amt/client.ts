@@ -43,8 +43,17 @@ export interface AmtClient {
   call<T>(operation: Operation<T>, options?: CallOptions): Promise<T>;
   /** Closes the connection (the transport reconnects if called again). */
   close(): void;
-  /** HTTP exchanges made so far (401s included), for logs and tests. */
+  /** Counters for logs and tests. */
+  stats(): AmtClientStats;
+}
+
+export interface AmtClientStats {
+  /** WS-Man request documents sent (Digest retries not counted twice). */
   readonly exchanges: number;
+  /** 401 challenges answered: one per connection on a healthy session. */
+  readonly challenges: number;
+  /** TLS connections opened. */
+  readonly connections: number;
 }
 
 export function createAmtClient(options: AmtClientOptions): AmtClient {
@@ -103,8 +112,8 @@ export function createAmtClient(options: AmtClientOptions): AmtClient {
   }
 
   return {
-    get exchanges() {
-      return exchanges;
+    stats() {
+      return { exchanges, challenges: digest.challenges, connections: transport.connections };
     },
     async call<T>(operation: Operation<T>, callOptions: CallOptions = {}): Promise<T> {
       const controller = new AbortController();

@@ -50,7 +50,7 @@ export function generateKeyPair(keyAlgorithm = 0, keyLength = 2048): SingleOpera
 
 export interface KeyPair {
   readonly instanceId: string;
-  /** base64 DER SubjectPublicKeyInfo of the device key (for the null-signed PKCS#10). */
+  /** base64 DER of the device public key as the device gives it (AMT: a PKCS#1 RSAPublicKey), for the null-signed PKCS#10. */
   readonly derKey: string;
 }
 
