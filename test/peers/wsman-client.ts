@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { XMLParser } from 'fast-xml-parser';
@@ -15,8 +16,10 @@ export interface TestClientOptions {
   port: number;
   user: string;
   password: string;
-  /** TLS-PSK to the device's TLS port; absent: plain HTTP. */
+  /** TLS-PSK to the device's TLS port; absent (and no `tls`): plain HTTP. */
   psk?: { pid: string; pps: string; minVersion?: tls.SecureVersion; maxVersion?: tls.SecureVersion };
+  /** Certificate TLS (after a committed TLS setup): the device certificate must chain to `ca`. */
+  tls?: { ca: string };
 }
 
 export interface TestReply {
@@ -46,16 +49,23 @@ export class TestWsmanClient {
   #nc = 0;
   /** Requests sent, 401 retries included. */
   requests = 0;
+  /** Connections opened (TCP, or TLS handshakes). */
+  connections = 0;
 
   constructor(opts: TestClientOptions) {
     this.#opts = opts;
     const psk = opts.psk;
-    if (psk === undefined) {
-      this.#agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    } else {
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-      // http.Agent opens its sockets through createConnection: make them TLS-PSK.
-      (agent as unknown as { createConnection: () => Duplex }).createConnection = () =>
+    const certTls = opts.tls;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    // http.Agent opens its sockets through createConnection: make them TLS(-PSK) when asked.
+    const setConnect = (connect: () => Duplex): void => {
+      (agent as unknown as { createConnection: () => Duplex }).createConnection = () => {
+        this.connections++;
+        return connect();
+      };
+    };
+    if (psk !== undefined) {
+      setConnect(() =>
         tls.connect({
           host: opts.host,
           port: opts.port,
@@ -64,9 +74,17 @@ export class TestWsmanClient {
           maxVersion: psk.maxVersion ?? 'TLSv1.2',
           checkServerIdentity: () => undefined,
           pskCallback: () => ({ identity: psk.pid, psk: Buffer.from(psk.pps, 'ascii') }),
-        });
-      this.#agent = agent;
+        }),
+      );
+    } else if (certTls === undefined) {
+      setConnect(() => net.connect({ host: opts.host, port: opts.port }));
+    } else {
+      // The chain is verified against the CA; the name is not (the certificate names the device, we dial an IP).
+      setConnect(() =>
+        tls.connect({ host: opts.host, port: opts.port, ca: certTls.ca, checkServerIdentity: () => undefined }),
+      );
     }
+    this.#agent = agent;
   }
 
   #authorization(): string | undefined {
