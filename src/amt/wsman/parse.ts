@@ -1,13 +1,13 @@
-import { XMLParser } from 'fast-xml-parser';
 import { ScsError } from '../../errors.ts';
 import type { EndpointReference, Selector } from './envelope.ts';
+import { ATTRIBUTE_PREFIX, parseXmlTree } from './xml.ts';
 
 /**
- * Reply parsing (protocol.md §5): fast-xml-parser 5 with namespace prefixes removed, so code
- * matches local names only (devices and clients differ in prefixes and default namespaces);
- * DOCTYPE and entity declarations are refused before parsing, entities are never expanded by
- * the parser (the five XML escapes and character references are decoded by `text()` here),
- * and the size is bounded.
+ * Reply parsing (protocol.md §5): namespace prefixes removed, so code matches local names only
+ * (devices and clients differ in prefixes and default namespaces); DOCTYPE and entity
+ * declarations are refused, entities are never expanded by the parser (the five XML escapes and
+ * character references are decoded by `text()` here), and the size is bounded. The tree comes
+ * from xml.ts, which gives fast-xml-parser's shape (a differential test holds them together).
  */
 
 export type XmlValue = string | XmlObject | readonly XmlValue[];
@@ -24,20 +24,7 @@ export interface WsmanReply {
 }
 
 export const DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024;
-const ATTR = '@_';
-
-const parser = new XMLParser({
-  removeNSPrefix: true,
-  ignoreAttributes: false,
-  attributeNamePrefix: ATTR,
-  parseTagValue: false,
-  parseAttributeValue: false,
-  processEntities: false,
-  htmlEntities: false,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-  trimValues: true,
-});
+const ATTR = ATTRIBUTE_PREFIX;
 
 export function malformedReply(why: string, details: Record<string, string | number | null> = {}): ScsError {
   return new ScsError('SCS_WSMAN_MALFORMED_REPLY', `unexpected WS-Management reply: ${why}`, { details });
@@ -50,13 +37,16 @@ export function parseWsman(xml: string | Buffer, maxBytes = DEFAULT_MAX_REPLY_BY
   const source = typeof xml === 'string' ? xml : xml.toString('utf8');
   // No DTDs at all: they are the door to entity expansion and external entities (XXE).
   if (/<!\s*(DOCTYPE|ENTITY)/i.test(source)) throw malformedReply('it carries a DOCTYPE or ENTITY declaration');
-  let doc: unknown;
+  let doc: XmlValue;
   try {
-    doc = parser.parse(source);
+    doc = parseXmlTree(source);
   } catch (cause) {
-    throw new ScsError('SCS_WSMAN_MALFORMED_REPLY', 'unexpected WS-Management reply: not well-formed XML', { cause });
+    const why = cause instanceof Error ? cause.message : 'unreadable';
+    throw new ScsError('SCS_WSMAN_MALFORMED_REPLY', `unexpected WS-Management reply: not well-formed XML (${why})`, {
+      cause,
+    });
   }
-  const envelope = child(doc as XmlValue, 'Envelope');
+  const envelope = child(doc, 'Envelope');
   const body = child(envelope, 'Body');
   if (!isObject(envelope) || body === undefined) throw malformedReply('no SOAP Envelope with a Body');
   const header = child(envelope, 'Header');

@@ -1,0 +1,215 @@
+/**
+ * A small, strict XML reader for WS-Management replies, written for this one job: a single
+ * pass over the text with indexOf, producing the tree shape fast-xml-parser gives with
+ * `removeNSPrefix` (local names; `@_name` attributes; `#text`; repeated elements as arrays;
+ * a text-only element as its string). It refuses DOCTYPE and ENTITY declarations outright (no
+ * DTD, so no entity expansion and no external entities), never expands entities (parse.ts
+ * decodes the five predefined ones and character references when a value is read), bounds
+ * nesting depth, checks that end tags match, and builds objects without a prototype so an
+ * element named `__proto__` is just a name. See docs/amt-client.md for why this is not
+ * fast-xml-parser 5 (its 5.x releases parse these documents at xml2js speed).
+ */
+
+export type XmlTreeValue = string | XmlTreeObject | XmlTreeValue[];
+export interface XmlTreeObject {
+  [name: string]: XmlTreeValue;
+}
+
+export class XmlSyntaxError extends Error {
+  override readonly name = 'XmlSyntaxError';
+  readonly offset: number;
+  constructor(message: string, offset: number) {
+    super(`${message} at offset ${offset}`);
+    this.offset = offset;
+  }
+}
+
+export const ATTRIBUTE_PREFIX = '@_';
+export const TEXT_KEY = '#text';
+const DEFAULT_MAX_DEPTH = 64;
+
+interface Frame {
+  /** Qualified name as written, to match the end tag. */
+  readonly qname: string;
+  readonly local: string;
+  /** Attributes and child elements; created on first use. */
+  content: XmlTreeObject | undefined;
+  text: string;
+}
+
+const GT = 0x3e; // >
+const SLASH = 0x2f; // /
+const QUESTION = 0x3f; // ?
+const BANG = 0x21; // !
+const EQUALS = 0x3d; // =
+const DQUOTE = 0x22;
+const SQUOTE = 0x27;
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
+function localName(qname: string): string {
+  const colon = qname.indexOf(':');
+  return colon < 0 ? qname : qname.slice(colon + 1);
+}
+
+function newObject(): XmlTreeObject {
+  return Object.create(null) as XmlTreeObject;
+}
+
+function put(target: XmlTreeObject, key: string, value: XmlTreeValue): void {
+  const existing = target[key];
+  if (existing === undefined) target[key] = value;
+  else if (Array.isArray(existing)) existing.push(value);
+  else target[key] = [existing, value];
+}
+
+/** Parses one document into `{ rootLocalName: value }`. Throws XmlSyntaxError. */
+export function parseXmlTree(source: string, maxDepth = DEFAULT_MAX_DEPTH): XmlTreeObject {
+  const s = source;
+  const n = s.length;
+  const stack: Frame[] = [];
+  const root = newObject();
+  let rootSeen = false;
+  let i = 0;
+
+  const addText = (raw: string, at: number): void => {
+    const top = stack[stack.length - 1];
+    if (top === undefined) {
+      if (raw.trim() !== '') throw new XmlSyntaxError('text outside the root element', at);
+      return;
+    }
+    top.text += raw;
+  };
+
+  while (i < n) {
+    const lt = s.indexOf('<', i);
+    if (lt < 0) {
+      addText(s.slice(i), i);
+      break;
+    }
+    if (lt > i) addText(s.slice(i, lt), i);
+    const c = s.charCodeAt(lt + 1);
+
+    if (c === SLASH) {
+      const gt = s.indexOf('>', lt + 2);
+      if (gt < 0) throw new XmlSyntaxError('unterminated end tag', lt);
+      const qname = s.slice(lt + 2, gt).trimEnd();
+      const frame = stack.pop();
+      if (frame === undefined || frame.qname !== qname) {
+        throw new XmlSyntaxError(`end tag </${qname}> does not close <${frame?.qname ?? '(nothing)'}>`, lt);
+      }
+      close(frame);
+      i = gt + 1;
+      continue;
+    }
+
+    if (c === QUESTION) {
+      const end = s.indexOf('?>', lt + 2);
+      if (end < 0) throw new XmlSyntaxError('unterminated processing instruction', lt);
+      i = end + 2;
+      continue;
+    }
+
+    if (c === BANG) {
+      if (s.startsWith('<!--', lt)) {
+        const end = s.indexOf('-->', lt + 4);
+        if (end < 0) throw new XmlSyntaxError('unterminated comment', lt);
+        i = end + 3;
+        continue;
+      }
+      if (s.startsWith('<![CDATA[', lt)) {
+        const end = s.indexOf(']]>', lt + 9);
+        if (end < 0) throw new XmlSyntaxError('unterminated CDATA section', lt);
+        if (stack.length === 0) throw new XmlSyntaxError('CDATA outside the root element', lt);
+        // CDATA is literal: escape '&' so the entity decoding done on read leaves it as written.
+        addText(s.slice(lt + 9, end).replaceAll('&', '&amp;'), lt);
+        i = end + 3;
+        continue;
+      }
+      // <!DOCTYPE, <!ENTITY, <!ELEMENT...: no DTD of any kind.
+      throw new XmlSyntaxError('DOCTYPE and other declarations are not accepted', lt);
+    }
+
+    // A start tag: name, then attributes, then '>' or '/>'.
+    let j = lt + 1;
+    while (j < n) {
+      const d = s.charCodeAt(j);
+      if (isSpace(d) || d === GT || d === SLASH) break;
+      j++;
+    }
+    const qname = s.slice(lt + 1, j);
+    if (qname === '' || qname.includes('<') || qname.includes('=')) throw new XmlSyntaxError('bad element name', lt);
+    const frame: Frame = { qname, local: localName(qname), content: undefined, text: '' };
+    let selfClosing = false;
+    for (;;) {
+      while (j < n && isSpace(s.charCodeAt(j))) j++;
+      if (j >= n) throw new XmlSyntaxError(`unterminated start tag <${qname}>`, lt);
+      const d = s.charCodeAt(j);
+      if (d === GT) {
+        j++;
+        break;
+      }
+      if (d === SLASH) {
+        if (s.charCodeAt(j + 1) !== GT) throw new XmlSyntaxError(`stray "/" in <${qname}>`, j);
+        selfClosing = true;
+        j += 2;
+        break;
+      }
+      const nameStart = j;
+      while (j < n) {
+        const e = s.charCodeAt(j);
+        if (e === EQUALS || isSpace(e) || e === GT || e === SLASH) break;
+        j++;
+      }
+      const attr = s.slice(nameStart, j);
+      while (j < n && isSpace(s.charCodeAt(j))) j++;
+      if (attr === '' || s.charCodeAt(j) !== EQUALS)
+        throw new XmlSyntaxError(`attribute without a value in <${qname}>`, j);
+      j++;
+      while (j < n && isSpace(s.charCodeAt(j))) j++;
+      const quote = s.charCodeAt(j);
+      if (quote !== DQUOTE && quote !== SQUOTE) throw new XmlSyntaxError(`unquoted attribute value in <${qname}>`, j);
+      const valueEnd = s.indexOf(quote === DQUOTE ? '"' : "'", j + 1);
+      if (valueEnd < 0) throw new XmlSyntaxError(`unterminated attribute value in <${qname}>`, j);
+      // Namespace declarations are not data: names are matched by local name.
+      if (attr !== 'xmlns' && !attr.startsWith('xmlns:')) {
+        frame.content ??= newObject();
+        frame.content[ATTRIBUTE_PREFIX + localName(attr)] = s.slice(j + 1, valueEnd);
+      }
+      j = valueEnd + 1;
+    }
+    i = j;
+    if (stack.length === 0 && rootSeen) throw new XmlSyntaxError('a second root element', lt);
+    if (selfClosing) {
+      close(frame);
+    } else {
+      if (stack.length >= maxDepth) throw new XmlSyntaxError(`elements nested deeper than ${maxDepth}`, lt);
+      stack.push(frame);
+    }
+  }
+
+  if (stack.length > 0) throw new XmlSyntaxError(`<${stack[stack.length - 1]?.qname ?? ''}> is never closed`, n);
+  if (!rootSeen) throw new XmlSyntaxError('no root element', n);
+  return root;
+
+  function close(frame: Frame): void {
+    const text = frame.text.trim();
+    let value: XmlTreeValue;
+    if (frame.content === undefined) {
+      value = text;
+    } else {
+      if (text !== '') frame.content[TEXT_KEY] = text;
+      value = frame.content;
+    }
+    const parent = stack[stack.length - 1];
+    if (parent === undefined) {
+      rootSeen = true;
+      root[frame.local] = value;
+      return;
+    }
+    parent.content ??= newObject();
+    put(parent.content, frame.local, value);
+  }
+}
