@@ -1,5 +1,5 @@
 import { ScsError } from '../errors.ts';
-import { isSymbol } from '../psk/checksum.ts';
+import { ALPHABET, isSymbol } from '../psk/checksum.ts';
 import { parsePid, PID_LENGTH, type Pid } from '../psk/pid.ts';
 import { formatUuid } from './uuid.ts';
 
@@ -82,6 +82,97 @@ export function malformedReason(error: unknown): HelloMalformedReason | undefine
   return error.details.reason as HelloMalformedReason;
 }
 
+/** How far a message has been checked; shared by the incremental and the one-shot paths. */
+interface Progress {
+  /** Total length once known (v2: 32; v3: grows as each hash entry header is read). */
+  expected: number;
+  version: 0 | 2 | 3;
+  /** Bytes whose fields have been checked. */
+  checked: number;
+  /** v3: hash entries declared (-1 until byte 24 arrived), entries checked, where the next starts. */
+  hashCount: number;
+  hashesSeen: number;
+  nextEntry: number;
+}
+
+const newProgress = (): Progress => ({
+  expected: -1,
+  version: 0,
+  checked: 0,
+  hashCount: -1,
+  hashesSeen: 0,
+  nextEntry: HELLO_V3_HEADER_LENGTH,
+});
+
+const u16 = (b: Uint8Array, at: number): number => (b[at] as number) | ((b[at + 1] as number) << 8);
+
+function entriesDone(p: Progress): boolean {
+  return p.version === 2 || (p.hashCount >= 0 && p.hashesSeen === p.hashCount);
+}
+
+function isComplete(p: Progress, n: number): boolean {
+  return p.expected >= 0 && n === p.expected && entriesDone(p);
+}
+
+/** Checks every field of b[0..n) that has not been checked yet; throws at the first bad one. */
+function advance(b: Uint8Array, n: number, p: Progress): void {
+  if (p.checked < 2 && n >= 2) {
+    const acs = u16(b, 0);
+    if (acs > 1) throw helloMalformed('bad-admin-credentials-set', `AdminCredentialsSet is ${acs}, not 0 or 1`);
+    p.checked = 2;
+  }
+  if (p.checked < 4 && n >= 4) {
+    const version = u16(b, OFFSET_VERSION);
+    if (version !== 2 && version !== 3) {
+      throw helloMalformed('unknown-version', `InterfaceVersion is ${version}, not 2 (PSK) or 3 (PKI)`);
+    }
+    p.version = version;
+    p.expected = version === 2 ? HELLO_V2_LENGTH : HELLO_V3_HEADER_LENGTH;
+    p.checked = 4;
+  }
+  if (p.version === 2) {
+    if (n >= HELLO_V2_LENGTH && p.checked < HELLO_V2_LENGTH) {
+      checkPid(b, OFFSET_PID);
+      p.checked = HELLO_V2_LENGTH;
+    }
+  } else if (p.version === 3) {
+    if (p.hashCount < 0 && n >= HELLO_V3_HEADER_LENGTH) {
+      p.hashCount = b[OFFSET_HASH_COUNT] as number;
+      p.checked = HELLO_V3_HEADER_LENGTH;
+    }
+    while (p.hashCount >= 0 && p.hashesSeen < p.hashCount && n >= p.nextEntry + 2) {
+      const at = p.nextEntry;
+      const length = checkHashEntry(b, at, p.hashesSeen + 1, p.hashCount);
+      p.hashesSeen++;
+      p.nextEntry = at + 2 + length;
+      p.expected = p.nextEntry;
+      p.checked = at + 2;
+    }
+  }
+  if (p.expected >= 0 && n > p.expected && entriesDone(p)) {
+    throw helloMalformed(
+      'trailing-bytes',
+      `${n - p.expected} byte(s) follow the end of a version ${p.version} hello of ${p.expected} bytes`,
+    );
+  }
+}
+
+function incomplete(p: Progress, n: number): ScsError {
+  if (n === 0) return helloMalformed('empty', 'the connection closed without sending a byte');
+  if (p.version === 3 && p.hashCount >= 0) {
+    const inside = p.hashesSeen < p.hashCount ? p.hashesSeen + 1 : p.hashesSeen;
+    return helloMalformed(
+      'hash-count-past-end',
+      `the hash count ${p.hashCount} runs past the end: the message ended after ${n} bytes, inside hash ${inside}`,
+    );
+  }
+  const need = p.version === 2 ? `${HELLO_V2_LENGTH}` : `at least ${HELLO_V3_HEADER_LENGTH}`;
+  return helloMalformed('truncated', `the connection closed after ${n} of ${need} bytes`);
+}
+
+const tooLong = (): ScsError =>
+  helloMalformed('too-long', `more than ${HELLO_MAX_LENGTH} bytes (the longest possible hello) were sent`);
+
 /**
  * An incremental decoder: feed it the bytes of one connection in whatever pieces TCP delivers
  * (`push`), then call `end()` when the peer closes. Every field is checked as soon as its bytes
@@ -91,14 +182,7 @@ export function malformedReason(error: unknown): HelloMalformedReason | undefine
 export class HelloDecoder {
   #buf: Buffer = Buffer.allocUnsafe(HELLO_V2_LENGTH);
   #length = 0;
-  /** Total length once known (v2: 32; v3: grows as each hash entry header is read). */
-  #expected = -1;
-  #version: 0 | 2 | 3 = 0;
-  /** v3: hash entries declared, entries whose header has been checked, and where the next starts. */
-  #hashCount = -1;
-  #hashesSeen = 0;
-  #nextEntry = HELLO_V3_HEADER_LENGTH;
-  #checked = 0;
+  readonly #progress = newProgress();
   #failure: ScsError | undefined;
 
   get bytesReceived(): number {
@@ -107,27 +191,26 @@ export class HelloDecoder {
 
   /** True once a whole hello has arrived (more bytes would be trailing garbage). */
   get complete(): boolean {
-    return this.#failure === undefined && this.#expected >= 0 && this.#length === this.#expected && this.#entriesDone();
+    return this.#failure === undefined && isComplete(this.#progress, this.#length);
   }
 
   push(chunk: Uint8Array): void {
     if (this.#failure) throw this.#failure;
     if (chunk.length === 0) return;
-    if (this.#length + chunk.length > HELLO_MAX_LENGTH) {
-      this.#fail(
-        helloMalformed('too-long', `more than ${HELLO_MAX_LENGTH} bytes (the longest possible hello) were sent`),
-      );
-    }
+    if (this.#length + chunk.length > HELLO_MAX_LENGTH) this.#fail(tooLong());
     this.#append(chunk);
-    this.#advance();
+    try {
+      advance(this.#buf, this.#length, this.#progress);
+    } catch (error) {
+      this.#fail(error as ScsError);
+    }
   }
 
   /** The peer closed: returns the hello, or throws SCS_HELLO_MALFORMED saying what is missing. */
   end(): Hello {
     if (this.#failure) throw this.#failure;
-    if (this.#length === 0) this.#fail(helloMalformed('empty', 'the connection closed without sending a byte'));
-    if (!this.complete) this.#fail(this.#incomplete());
-    return this.#build(this.#buf.subarray(0, this.#length));
+    if (!isComplete(this.#progress, this.#length)) this.#fail(incomplete(this.#progress, this.#length));
+    return buildHello(this.#buf, this.#progress);
   }
 
   #append(chunk: Uint8Array): void {
@@ -145,77 +228,10 @@ export class HelloDecoder {
     this.#failure = error;
     throw error;
   }
-
-  #entriesDone(): boolean {
-    return this.#version === 2 || (this.#hashCount >= 0 && this.#hashesSeen === this.#hashCount);
-  }
-
-  /** Checks every field whose bytes have arrived since the last call. */
-  #advance(): void {
-    const b = this.#buf;
-    const n = this.#length;
-    if (this.#checked < 2 && n >= 2) {
-      const acs = b.readUInt16LE(0);
-      if (acs > 1) this.#fail(helloMalformed('bad-admin-credentials-set', `AdminCredentialsSet is ${acs}, not 0 or 1`));
-      this.#checked = 2;
-    }
-    if (this.#checked < 4 && n >= 4) {
-      const version = b.readUInt16LE(OFFSET_VERSION);
-      if (version !== 2 && version !== 3) {
-        this.#fail(helloMalformed('unknown-version', `InterfaceVersion is ${version}, not 2 (PSK) or 3 (PKI)`));
-      }
-      this.#version = version;
-      this.#expected = version === 2 ? HELLO_V2_LENGTH : HELLO_V3_HEADER_LENGTH;
-      this.#checked = 4;
-    }
-    if (this.#version === 2) {
-      if (n >= HELLO_V2_LENGTH && this.#checked < HELLO_V2_LENGTH) {
-        checkPid(b, OFFSET_PID);
-        this.#checked = HELLO_V2_LENGTH;
-      }
-    } else if (this.#version === 3) {
-      if (this.#hashCount < 0 && n >= HELLO_V3_HEADER_LENGTH) {
-        this.#hashCount = b[OFFSET_HASH_COUNT] as number;
-        this.#checked = HELLO_V3_HEADER_LENGTH;
-      }
-      while (this.#hashCount >= 0 && this.#hashesSeen < this.#hashCount && n >= this.#nextEntry + 2) {
-        const at = this.#nextEntry;
-        const entry = checkHashEntry(b, at, this.#hashesSeen + 1, this.#hashCount);
-        this.#hashesSeen++;
-        this.#nextEntry = at + 2 + entry.length;
-        this.#expected = this.#nextEntry;
-        this.#checked = at + 2;
-      }
-    }
-    if (this.#expected >= 0 && n > this.#expected && this.#entriesDone()) {
-      this.#fail(
-        helloMalformed(
-          'trailing-bytes',
-          `${n - this.#expected} byte(s) follow the end of a version ${this.#version} hello of ${this.#expected} bytes`,
-        ),
-      );
-    }
-  }
-
-  #incomplete(): ScsError {
-    const n = this.#length;
-    if (this.#version === 3 && this.#hashCount >= 0) {
-      const inside = this.#hashesSeen < this.#hashCount ? this.#hashesSeen + 1 : this.#hashesSeen;
-      return helloMalformed(
-        'hash-count-past-end',
-        `the hash count ${this.#hashCount} runs past the end: the message ended after ${n} bytes, inside hash ${inside}`,
-      );
-    }
-    const need = this.#version === 2 ? `${HELLO_V2_LENGTH}` : `at least ${HELLO_V3_HEADER_LENGTH}`;
-    return helloMalformed('truncated', `the connection closed after ${n} of ${need} bytes`);
-  }
-
-  #build(bytes: Buffer): Hello {
-    return buildHello(bytes, this.#version === 3 ? this.#hashCount : -1);
-  }
 }
 
-function checkPid(b: Buffer, at: number): Pid {
+function checkPid(b: Uint8Array, at: number): void {
+  let sum = 0;
   for (let i = 0; i < PID_LENGTH; i++) {
     const c = b[at + i] as number;
     if (!isSymbol(c)) {
@@ -224,15 +240,33 @@ function checkPid(b: Buffer, at: number): Pid {
         `PID byte ${i + 1} is 0x${c.toString(16).padStart(2, '0')}, not an uppercase letter or digit`,
       );
     }
+    if (i < PID_LENGTH - 1) sum += c;
   }
-  try {
-    return parsePid(b.toString('latin1', at, at + PID_LENGTH));
-  } catch (cause) {
-    throw helloMalformed('bad-pid', cause instanceof Error ? cause.message : 'invalid PID', cause);
+  // The check character of protocol.md §2; parsePid (the authority) words the refusal.
+  if (b[at + PID_LENGTH - 1] !== ALPHABET.charCodeAt(sum % 36)) {
+    try {
+      parsePid(pidText(b, at));
+    } catch (cause) {
+      throw helloMalformed('bad-pid', cause instanceof Error ? cause.message : 'invalid PID', cause);
+    }
+    throw helloMalformed('bad-pid', 'the PID check character is wrong');
   }
 }
 
-function checkHashEntry(b: Buffer, at: number, index: number, count: number): { length: number } {
+const pidText = (b: Uint8Array, at: number): string =>
+  String.fromCharCode(
+    b[at] as number,
+    b[at + 1] as number,
+    b[at + 2] as number,
+    b[at + 3] as number,
+    b[at + 4] as number,
+    b[at + 5] as number,
+    b[at + 6] as number,
+    b[at + 7] as number,
+  );
+
+/** Returns the hash length after checking the algorithm and length bytes of one entry. */
+function checkHashEntry(b: Uint8Array, at: number, index: number, count: number): number {
   const alg = b[at] as number;
   const len = b[at + 1] as number;
   const known = HASH_ALGORITHMS[alg];
@@ -248,32 +282,35 @@ function checkHashEntry(b: Buffer, at: number, index: number, count: number): { 
       `hash ${index} of ${count}: length ${len} does not match ${known.label} (${known.length})`,
     );
   }
-  return { length: len };
+  return len;
 }
 
 /** Builds the value from a complete, already-checked message. */
-function buildHello(b: Buffer, hashCount: number): Hello {
-  const base = {
-    adminCredentialsSet: b.readUInt16LE(0) === 1,
-    retryCount: b.readUInt32LE(OFFSET_RETRY),
-    uuid: formatUuid(b, OFFSET_UUID),
-  };
-  if (hashCount < 0)
-    return { version: 2, ...base, pid: b.toString('latin1', OFFSET_PID, OFFSET_PID + PID_LENGTH) as Pid };
+function buildHello(b: Uint8Array, p: Progress): Hello {
+  const adminCredentialsSet = u16(b, 0) === 1;
+  const r = OFFSET_RETRY;
+  // Little-endian u32 (§1); the top byte is multiplied so the value stays unsigned.
+  const retryCount = u16(b, r) + (b[r + 2] as number) * 0x10000 + (b[r + 3] as number) * 0x1000000;
+  const uuid = formatUuid(b, OFFSET_UUID);
+  if (p.version === 2) return { version: 2, adminCredentialsSet, retryCount, uuid, pid: pidText(b, OFFSET_PID) as Pid };
   const hashes: CertHash[] = [];
   let at = HELLO_V3_HEADER_LENGTH;
-  for (let i = 0; i < hashCount; i++) {
+  for (let i = 0; i < p.hashCount; i++) {
     const alg = HASH_ALGORITHMS[b[at] as number];
     const len = b[at + 1] as number;
-    if (alg) hashes.push({ algorithm: alg.name, hash: b.toString('hex', at + 2, at + 2 + len) });
+    if (alg)
+      hashes.push({ algorithm: alg.name, hash: Buffer.from(b.buffer, b.byteOffset + at + 2, len).toString('hex') });
     at += 2 + len;
   }
-  return { version: 3, ...base, hashes };
+  return { version: 3, adminCredentialsSet, retryCount, uuid, hashes };
 }
 
-/** Decodes one whole message (what a connection delivered before it closed). */
+/** Decodes one whole message (what a connection delivered before it closed), without copying it. */
 export function decodeHello(bytes: Uint8Array): Hello {
-  const decoder = new HelloDecoder();
-  decoder.push(bytes);
-  return decoder.end();
+  const n = bytes.length;
+  if (n > HELLO_MAX_LENGTH) throw tooLong();
+  const p = newProgress();
+  advance(bytes, n, p);
+  if (!isComplete(p, n)) throw incomplete(p, n);
+  return buildHello(bytes, p);
 }
