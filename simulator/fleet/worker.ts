@@ -37,7 +37,7 @@ process.on('message', (msg: ToWorker) => {
     case 'start': {
       if (host !== undefined) return;
       try {
-        host = new DeviceHost(msg.plans, { ...msg.env, keyPool: msg.keyPool });
+        host = new DeviceHost(msg.plans, { ...msg.env, keyPool: msg.keyPool, flushIntervalMs: 100 });
       } catch (e) {
         fail(e);
         return;

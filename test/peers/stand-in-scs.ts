@@ -15,6 +15,8 @@ export interface StandInScsOptions {
   /** The device's TLS port for a hello from `address` (fleets on port 0 give each device its own). */
   tlsPortOf: (address: string) => number | undefined;
   password: string;
+  /** Devices configured at once; a hello beyond this is ignored (the device says hello again on schedule). Default 64. */
+  maxConcurrent?: number;
 }
 
 export interface StandInScs {
@@ -45,6 +47,7 @@ export async function startStandInScs(opts: StandInScsOptions): Promise<StandInS
     const pps = opts.psks.get(pid);
     const port = opts.tlsPortOf(address);
     if (pps === undefined || port === undefined || busy.has(pid) || state.committed.has(pid)) return;
+    if (busy.size >= (opts.maxConcurrent ?? 64)) return;
     busy.add(pid);
     const client = new TestWsmanClient({
       host: address,
