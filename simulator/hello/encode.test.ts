@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isScsError } from '../../src/errors.ts';
+import { decodeHello } from '../../src/hello/decode.ts';
+import { checkChar } from '../../src/psk/checksum.ts';
 import { CertHashAlgorithm, encodePkiHello, encodePskHello, PSK_HELLO_LENGTH } from './encode.ts';
 import { normalizeUuid, uuidFromBytes, uuidToBytes } from './uuid.ts';
 
@@ -110,5 +112,31 @@ describe('PKI hello, interface version 3 (protocol.md §1b)', () => {
         ]),
       (e) => isScsError(e, 'SCS_SIM_CONFIG_INVALID'),
     );
+  });
+});
+
+describe('simulator encoder and server decoder agree (two independent implementations of §1)', () => {
+  it('the server decodes a simulator v2 hello to the same fields', () => {
+    // The server checks the PID's check character; the encoder sends whatever the device holds.
+    const fields = {
+      adminCredentialsSet: true,
+      retryCount: 17,
+      uuid: '4c4c4544-0042-3510-8052-b4c04f4b4e31',
+      pid: `ABCD123${checkChar('ABCD123')}`,
+    };
+    const hello = decodeHello(encodePskHello(fields));
+    assert.deepEqual(hello, { version: 2, ...fields });
+  });
+
+  it('the server decodes a simulator v3 hello with its hashes', () => {
+    const sha256 = Buffer.alloc(32, 0x5a);
+    const hello = decodeHello(
+      encodePkiHello({ adminCredentialsSet: false, retryCount: 0, uuid: SMBIOS_TEXT }, [
+        { algorithm: CertHashAlgorithm.Sha256, hash: sha256 },
+      ]),
+    );
+    assert.equal(hello.version, 3);
+    assert.equal(hello.uuid, SMBIOS_TEXT);
+    assert.deepEqual(hello.version === 3 ? hello.hashes : [], [{ algorithm: 'sha256', hash: sha256.toString('hex') }]);
   });
 });
