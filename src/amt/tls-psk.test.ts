@@ -247,7 +247,8 @@ describe('connectTls (certificate, after provisioning)', () => {
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'tls-cert-'));
     const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    // RSA, as AMT uses (GenerateKeyPair KeyAlgorithm 0), so TLS 1.0 can be tested too.
+    const ec = ['-newkey', 'rsa:2048', '-nodes'];
     for (const name of ['ca', 'other']) {
       ssl('req', '-x509', ...ec, '-keyout', `${name}.key`, '-subj', `/CN=${name}`, '-days', '2', '-out', `${name}.pem`);
     }
@@ -278,8 +279,12 @@ describe('connectTls (certificate, after provisioning)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const certServer = () => {
-    const server = tls.createServer({ cert, key: deviceKey, minVersion: 'TLSv1.2' }, (s) => s.end());
+  const certServer = (version: TlsVersion = 'TLSv1.2') => {
+    // A TLS 1.0 server must itself drop to security level 0 to sign with MD5+SHA-1.
+    const server = tls.createServer(
+      { cert, key: deviceKey, minVersion: version, maxVersion: version, ciphers: 'DEFAULT:@SECLEVEL=0' },
+      (s) => s.end(),
+    );
     server.on('tlsClientError', () => undefined);
     return listen(server);
   };
@@ -296,6 +301,35 @@ describe('connectTls (certificate, after provisioning)', () => {
       });
       assert.equal(socket.authorized, true);
       socket.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('connects to a TLS 1.0-only device (AMT 6-10) by allowing its legacy signatures', async () => {
+    const server = await certServer('TLSv1');
+    try {
+      const socket = await connectTls({
+        host: '127.0.0.1',
+        port: server.port,
+        ca,
+        servername: 'amt1.example.test',
+        timeoutMs: 5_000,
+      });
+      assert.equal(socket.getProtocol(), 'TLSv1');
+      socket.destroy();
+      // Held to TLS 1.2 only, the client refuses it: no version in common.
+      const { code } = await failure(
+        connectTls({
+          host: '127.0.0.1',
+          port: server.port,
+          ca,
+          servername: 'amt1.example.test',
+          minVersion: 'TLSv1.2',
+          timeoutMs: 5_000,
+        }),
+      );
+      assert.equal(code, 'SCS_TLS_NO_COMMON_SUITE');
     } finally {
       await server.close();
     }

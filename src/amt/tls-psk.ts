@@ -37,7 +37,7 @@ export interface TlsConnectOptions {
   readonly servername?: string;
   readonly minVersion?: TlsVersion;
   readonly maxVersion?: TlsVersion;
-  /** Default: Node's default cipher list (certificate suites). */
+  /** Default: OpenSSL's DEFAULT list, at security level 0 when TLS 1.0/1.1 are allowed (see connectTls). */
   readonly ciphers?: string;
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
@@ -77,7 +77,12 @@ export function connectTls(options: TlsConnectOptions): Promise<TLSSocket> {
   };
   // SNI carries DNS names only (RFC 6066 §3).
   if (options.servername !== undefined && !isIp(options.servername)) tlsOptions.servername = options.servername;
-  if (options.ciphers !== undefined) tlsOptions.ciphers = options.ciphers;
+  // TLS 1.0/1.1 sign the handshake with MD5+SHA-1, which OpenSSL 3 refuses at its default
+  // security level (ERR_SSL_LEGACY_SIGALG_DISALLOWED_OR_UNSUPPORTED). AMT 6-10 firmware serves
+  // nothing newer, so level 0 is needed there; the chain is still pinned to the SCS CA.
+  const legacy = (options.minVersion ?? 'TLSv1') !== 'TLSv1.2';
+  const ciphers = options.ciphers ?? (legacy ? 'DEFAULT:@SECLEVEL=0' : undefined);
+  if (ciphers !== undefined) tlsOptions.ciphers = ciphers;
   return handshake(tlsOptions, { host, port, kind: 'TLS', timeoutMs: options.timeoutMs, signal: options.signal });
 }
 
@@ -152,6 +157,8 @@ const CODE_BY_OPENSSL: Readonly<Record<string, ErrorCode>> = {
   ERR_SSL_NO_CIPHERS_AVAILABLE: 'SCS_TLS_NO_COMMON_SUITE',
   ERR_SSL_NO_SHARED_CIPHER: 'SCS_TLS_NO_COMMON_SUITE',
   ERR_SSL_WRONG_CIPHER_RETURNED: 'SCS_TLS_NO_COMMON_SUITE',
+  ERR_SSL_LEGACY_SIGALG_DISALLOWED_OR_UNSUPPORTED: 'SCS_TLS_NO_COMMON_SUITE',
+  ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM: 'SCS_TLS_NO_COMMON_SUITE',
   ECONNREFUSED: 'SCS_TLS_REFUSED',
   ETIMEDOUT: 'SCS_TLS_TIMEOUT',
 };

@@ -88,9 +88,15 @@ function fresh(): { uuid: string; pid: Pid; pps: Pps } {
   };
 }
 
-async function startDevice(faults = {}): Promise<{ device: SimDevice; port: number; id: ReturnType<typeof fresh> }> {
+async function startDevice(
+  faults = {},
+  tls?: { minVersion: 'TLSv1' | 'TLSv1.2'; maxVersion: 'TLSv1' | 'TLSv1.2' },
+): Promise<{ device: SimDevice; port: number; id: ReturnType<typeof fresh> }> {
   const id = fresh();
-  const device = new SimDevice({ uuid: id.uuid, pid: id.pid, pps: id.pps, mebxPassword: MEBX }, { faults });
+  const device = new SimDevice(
+    { uuid: id.uuid, pid: id.pid, pps: id.pps, mebxPassword: MEBX },
+    { faults, ...(tls === undefined ? {} : { tls }) },
+  );
   const { tlsPort } = await device.start({ host: '127.0.0.1', tlsPort: 0, httpPort: 0 });
   return { device, port: tlsPort, id };
 }
@@ -271,6 +277,24 @@ describe('AMT client <-> simulated device: the §6 PSK configuration sequence', 
       c.close();
     }
   });
+});
+
+describe('AMT client <-> simulated device: TLS versions', () => {
+  for (const version of ['TLSv1', 'TLSv1.2'] as const) {
+    it(`configures over TLS-PSK with a device that speaks only ${version}`, async () => {
+      const { device, port, id } = await startDevice({}, { minVersion: version, maxVersion: version });
+      const client = pskClient(port, id.pid, id.pps);
+      try {
+        assert.equal((await client.call(getSetupAndConfigurationService())).provisioningState, ProvisioningState.In);
+        assert.equal(await client.call(setTlsPsk(generatePid(), new Secret(generatePps()))), 0);
+        assert.equal(await client.call(commitChanges()), 0);
+        assert.equal(device.state, 'Post');
+      } finally {
+        client.close();
+        await device.stop();
+      }
+    });
+  }
 });
 
 describe('AMT client <-> simulated device: failures keep their codes', () => {
