@@ -52,7 +52,8 @@ export class KeyPool {
     const pairs = this.#pairs;
     return (modulusBits) => {
       const pair = pairs[(index + k++) % pairs.length];
-      if (pair === undefined || modulusBits !== 2048) {
+      // A request for another size than the pool holds gets a fresh key of that size.
+      if (pair === undefined || pair.privateKey.asymmetricKeyDetails?.modulusLength !== modulusBits) {
         return generateRsa('rsa', { modulusLength: modulusBits });
       }
       return Promise.resolve(pair);
