@@ -11,6 +11,7 @@ import { formatPid } from '../../src/psk/pid.ts';
 import { formatPps } from '../../src/psk/pps.ts';
 import { Secret } from '../../src/secret.ts';
 import { startStandInScs, type StandInScs } from '../../test/peers/stand-in-scs.ts';
+import { envelope } from '../../test/peers/helpers.ts';
 import { TestWsmanClient } from '../../test/peers/wsman-client.ts';
 import { parseHostPort, startFleet, type Fleet } from './fleet.ts';
 import type { DeviceRecord } from './member.ts';
@@ -261,6 +262,87 @@ describe('fleet faults', () => {
     assert.deepEqual(a, b);
     assert.equal(a.wrong.length, 5);
     assert.notDeepEqual(a.uuids, c.uuids);
+  });
+});
+
+describe('hellos follow the device state', () => {
+  it('stop at commit and resume, RetryCount 0 with the new PID, after a partial unprovision', async () => {
+    const hellos: { pid: string; retry: number }[] = [];
+    const listener = net.createServer((s) => {
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('error', () => undefined);
+      s.on('end', () => {
+        s.end();
+        const b = Buffer.concat(chunks);
+        if (b.length === 32) hellos.push({ pid: b.subarray(24).toString('latin1'), retry: b.readUInt32LE(4) });
+      });
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as net.AddressInfo).port;
+    const [pair] = makePsks(1);
+    assert.ok(pair);
+    const fleet = await startFleet({
+      devices: 1,
+      psks: [pair],
+      scs: `127.0.0.1:${port}`,
+      timeFactor: 0.0005,
+      tlsPort: 0,
+      httpPort: 0,
+      addressBase: '127.209.0.1',
+      keyPoolSize: 0,
+    });
+    try {
+      await until(() => hellos.length >= 2);
+      const d = fleet.devices[0];
+      assert.ok(d?.tlsPort);
+      const newPid = generatePid();
+      const newPps = generatePps();
+      const uri = 'http://intel.com/wbem/wscim/1/amt-schema/1/AMT_SetupAndConfigurationService';
+      const call = (name: string, input = ''): string =>
+        envelope(`${uri}/${name}`, uri, `<h:${name}_INPUT xmlns:h="${uri}">${input}</h:${name}_INPUT>`);
+      const before = new TestWsmanClient({
+        host: d.address,
+        port: d.tlsPort,
+        user: 'admin',
+        password: PASSWORD,
+        psk: { pid: pair.pid, pps: pair.pps.reveal() },
+      });
+      assert.equal(
+        (await before.post(call('SetTLSPSK', `<h:PID>${newPid}</h:PID><h:PPS>${newPps}</h:PPS>`))).status,
+        200,
+      );
+      assert.equal((await before.post(call('CommitChanges'))).status, 200);
+      before.close();
+      await fleet.waitFor((f) => f.devices[0]?.state === 'Post', { timeoutMs: 5000 });
+      assert.equal(fleet.devices[0]?.hello, 'idle');
+      const atCommit = hellos.length;
+      // After commit (no TLS configured) the device serves TLS-PSK with the PSK SetTLSPSK gave it.
+      const after = new TestWsmanClient({
+        host: d.address,
+        port: d.tlsPort,
+        user: 'admin',
+        password: PASSWORD,
+        psk: { pid: newPid, pps: newPps },
+      });
+      const partial = await after.post(call('PartialUnprovision'));
+      after.close();
+      assert.match(partial.body, /<[^>]*ReturnValue>0</);
+      await fleet.waitFor((f) => f.devices[0]?.state === 'In' && f.devices[0].hello === 'sending', { timeoutMs: 5000 });
+      await until(() => hellos.some((h, i) => i >= atCommit && h.pid === newPid));
+      const resumed = hellos.slice(atCommit).filter((h) => h.pid === newPid);
+      assert.equal(resumed[0]?.retry, 0);
+      // A hello already on the wire at commit may still land; none with the old PID once hellos resumed.
+      const firstNew = hellos.findIndex((h, i) => i >= atCommit && h.pid === newPid);
+      assert.ok(
+        hellos.slice(firstNew).every((h) => h.pid === newPid),
+        'no hello with the consumed PID',
+      );
+      assert.equal(fleet.devices[0]?.pid, newPid);
+    } finally {
+      await fleet.stop();
+      listener.close();
+    }
   });
 });
 
