@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -45,6 +46,24 @@ function isClosed(host: string, port: number): Promise<boolean> {
 async function until(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(cond());
+}
+
+/** Live child processes of this one running the fleet worker (Linux /proc). */
+function workerChildren(): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('fleet/worker')) {
+        out.push(Number(entry));
+      }
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return out;
 }
 
 function alive(pid: number): boolean {
@@ -369,12 +388,14 @@ describe('fleet split over worker processes', () => {
       const pids = fleet.workerPids;
       assert.equal(pids.length, 3);
       assert.ok(pids.every((p) => p !== process.pid && alive(p)));
+      assert.deepEqual(workerChildren().sort(), [...pids].sort());
       assert.equal(fleet.device(0), undefined, 'device objects live in the workers');
       await fleet.waitFor('all-provisioned', { timeoutMs: 60_000 });
       assert.equal(fleet.counts().post, N);
       await until(() => scs.committed.size === N);
       await fleet.stop();
       for (const p of pids) assert.equal(alive(p), false, `worker ${p} has exited`);
+      assert.deepEqual(workerChildren(), []);
     } finally {
       await fleet?.stop();
       await scs.close();
@@ -399,6 +420,7 @@ describe('fleet split over worker processes', () => {
         }),
         (e) => isScsError(e, 'SCS_LISTEN_FAILED'),
       );
+      await until(() => workerChildren().length === 0);
     } finally {
       blocker.close();
     }
