@@ -237,6 +237,62 @@ describe('connectPsk against openssl s_server -psk -nocert', () => {
   });
 });
 
+/** gnutls-serv with a PSK file (`identity:hexkey`) on a free port; resolves once it listens. */
+async function gnutlsPskServer(dir: string): Promise<{ port: number; process: ChildProcess }> {
+  const free = await listen(net.createServer());
+  await free.close();
+  const file = path.join(dir, 'psk.txt');
+  await writeFile(file, `${pid}:${key.toString('hex')}\n`);
+  const child = spawn(
+    'gnutls-serv',
+    ['-p', String(free.port), '--pskpasswd', file, '--priority', 'NORMAL:-KX-ALL:+PSK:+VERS-TLS1.0:-VERS-TLS1.3'],
+    { stdio: 'ignore' },
+  );
+  // gnutls-serv block-buffers its banner when piped, so wait until the port takes connections.
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const probe = net.connect(free.port, '127.0.0.1', () => {
+        probe.destroy();
+        resolve(true);
+      });
+      probe.on('error', () => resolve(false));
+    });
+    if (up) return { port: free.port, process: child };
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill();
+  throw new Error('gnutls-serv did not start');
+}
+
+describe('connectPsk against gnutls-serv --pskpasswd (a second TLS stack)', () => {
+  let dir = '';
+  let server: { port: number; process: ChildProcess } | undefined;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'gnutls-psk-'));
+    server = await gnutlsPskServer(dir);
+  });
+  after(async () => {
+    server?.process.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const version of ['TLSv1', 'TLSv1.2'] as const) {
+    it(`connects at ${version} with the right key`, async () => {
+      const socket = await connectPsk({ ...base(server?.port ?? 0), minVersion: version, maxVersion: version });
+      assert.equal(socket.getProtocol(), version);
+      socket.destroy();
+    });
+  }
+
+  it('shows an unknown PID as SCS_TLS_BAD_KEY: gnutls hides unknown identities (RFC 4279 §2)', async () => {
+    const { code: wrongKey } = await failure(connectPsk({ ...base(server?.port ?? 0), pps: new Secret(otherPps) }));
+    assert.equal(wrongKey, 'SCS_TLS_BAD_KEY');
+    const { code: unknown } = await failure(connectPsk({ ...base(server?.port ?? 0), pid: generatePid() }));
+    assert.equal(unknown, 'SCS_TLS_BAD_KEY');
+  });
+});
+
 describe('connectTls (certificate, after provisioning)', () => {
   let dir = '';
   let ca = '';
