@@ -58,6 +58,17 @@ export const ERROR_CODES = {
   SCS_SIM_CONFIG_INVALID: 'A simulator device or fleet setting is invalid.',
   SCS_SIM_DEADLINE: 'The simulated fleet did not reach the awaited state before its deadline.',
   SCS_SIM_WORKER_FAILED: 'A simulator fleet worker process failed or exited unexpectedly.',
+  SCS_UNAUTHENTICATED: 'No valid API token: the Authorization header is missing or malformed, or the token is unknown or revoked.',
+  SCS_FORBIDDEN: "The API token's role or grants do not allow this action.",
+  SCS_TOKEN_NOT_FOUND: 'No active API token has this name.',
+  SCS_TOKEN_NAME_TAKEN: 'An active API token already has this name.',
+  SCS_PRECONDITION_REQUIRED: 'A change to this resource needs an If-Match header with its current ETag.',
+  SCS_PRECONDITION_FAILED: 'The If-Match ETag is not the current one: the resource changed since it was read.',
+  SCS_ROUTE_NOT_FOUND: 'No API route has this method and path.',
+  SCS_TASK_NOT_FOUND: 'No background task with this id is known (tasks live in memory until the server restarts).',
+  SCS_REQUEST_TOO_LARGE: 'The request body is larger than this route accepts.',
+  SCS_MEDIA_TYPE_INVALID: 'The request body has a content type this route does not accept.',
+  SCS_INTERNAL: 'An unexpected server error; the server log has the details.',
 } as const satisfies Record<string, string>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
