@@ -1,4 +1,3 @@
-import { ScsError } from '../../../errors.ts';
 import { formatUuid } from '../../../hello/uuid.ts';
 import type { Pid } from '../../../psk/pid.ts';
 import type { Pps } from '../../../psk/pps.ts';
@@ -121,15 +120,4 @@ export function getUuid(): SingleOperation<DeviceUuid> {
     }
     return { uuid: formatUuid(bytes), bytes };
   });
-}
-
-/** Thrown by callers that find the device in the wrong state; kept here so the name follows §7. */
-export function wrongState(expected: number, actual: number): ScsError {
-  return new ScsError(
-    'SCS_DEVICE_STATE_INVALID',
-    `the device is in ProvisioningState ${actual}, expected ${expected}`,
-    {
-      details: { expected, actual },
-    },
-  );
 }
