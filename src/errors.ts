@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   SCS_DEVICE_NOT_FOUND: 'No device with this UUID is known.',
   SCS_PROFILE_INVALID: 'A provisioning profile field is missing or invalid.',
   SCS_PROFILE_NOT_FOUND: 'No provisioning profile with this name exists.',
+  SCS_PROFILE_CONFLICT: 'A provisioning profile with this name exists already, or it changed since it was read (version mismatch).',
   SCS_NO_RENEWAL_PSK: 'No available PSK is left to give the device as its new PSK.',
   SCS_CERT_REQUEST_INVALID: 'A device certificate request (PKCS#10) does not parse or its signature does not verify.',
   SCS_VERIFY_FAILED: 'After commit, the device could not be confirmed Post-provisioned over TLS.',
