@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerAuditCommands } from './audit.ts';
 import { addConfigOptions } from './context.ts';
 import { registerHelloCommands } from './hello.ts';
 import type { Io } from './io.ts';
@@ -13,6 +14,7 @@ export function buildProgram(io: Io): Command {
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
   addConfigOptions(program);
   registerPskCommands(program, io);
+  registerAuditCommands(program, io);
   registerHelloCommands(program, io);
   registerSimCommands(program, io);
   return program;

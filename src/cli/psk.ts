@@ -3,9 +3,11 @@ import { isScsError } from '../errors.ts';
 import { formatPid, parsePid } from '../psk/pid.ts';
 import { parsePps } from '../psk/pps.ts';
 import type { Io } from './io.ts';
+import { registerPskDbCommands } from './psk-db.ts';
 
 export function registerPskCommands(program: Command, io: Io): void {
   const psk = program.command('psk').description('generate, list, hand out and take in PID/PPS pairs');
+  registerPskDbCommands(psk, io);
 
   psk
     .command('check')

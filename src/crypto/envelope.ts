@@ -1,5 +1,13 @@
-import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  randomBytes,
+  randomFillSync,
+  type KeyObject,
+} from 'node:crypto';
 import { ScsError } from '../errors.ts';
+import { SealWorker } from './seal-pool.ts';
 
 /**
  * Envelope encryption of secrets at rest (docs/psk-database.md, "Encryption").
@@ -22,7 +30,8 @@ export const DATA_KEY_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const HEADER_BYTES = 5;
-const OVERHEAD = HEADER_BYTES + IV_BYTES + TAG_BYTES;
+/** Bytes a sealed blob adds to its plaintext. */
+export const OVERHEAD = HEADER_BYTES + IV_BYTES + TAG_BYTES;
 const ALGORITHM = 'aes-256-gcm';
 
 /** Associated data of a wrapped data key: names the purpose and the key id it is stored under. */
@@ -38,13 +47,14 @@ export function generateDataKey(): Buffer {
 export function wrapDataKey(masterKey: Buffer, keyId: number, dataKey: Buffer): Buffer {
   checkKey(masterKey, 'master key');
   checkKey(dataKey, 'data key');
-  return sealWith(masterKey, keyId, dataKey, dataKeyAad(keyId), randomBytes(IV_BYTES));
+  return sealWith(createSecretKey(masterKey), keyId, dataKey, dataKeyAad(keyId), randomBytes(IV_BYTES));
 }
 
 /** Unwraps a data key; a wrong master key (or a damaged row) is SCS_MASTER_KEY_MISMATCH. */
 export function unwrapDataKey(masterKey: Buffer, keyId: number, wrapped: Buffer): Buffer {
   checkKey(masterKey, 'master key');
-  const key = openWith(() => masterKey, wrapped, dataKeyAad(keyId));
+  const master = createSecretKey(masterKey);
+  const key = openWith(() => master, wrapped, dataKeyAad(keyId));
   if (key === undefined || key.length !== DATA_KEY_BYTES || readKeyId(wrapped) !== keyId) {
     throw new ScsError(
       'SCS_MASTER_KEY_MISMATCH',
@@ -55,24 +65,34 @@ export function unwrapDataKey(masterKey: Buffer, keyId: number, wrapped: Buffer)
   return key;
 }
 
+/** Below this many secrets a worker round trip costs more than sealing inline. */
+const WORKER_MIN_BATCH = 2048;
+
 /**
- * Seals and opens secrets under the database's data keys. Holds the raw keys privately; nothing
- * on it prints a key. IVs are drawn from a pooled CSPRNG buffer (one randomFill per 4096 seals),
- * which matters when a million PPS are sealed in one run.
+ * Seals and opens secrets under the database's data keys. Holds the keys privately (as
+ * KeyObjects); nothing on it prints a key. IVs are drawn from a pooled CSPRNG buffer (one
+ * randomFill per 4096 seals), which matters when a million PPS are sealed in one run.
+ *
+ * `sealMany` hands large batches to a worker thread (src/crypto/seal-worker.ts) holding a copy
+ * of the current data key, so AES-GCM runs on another core while the caller writes the
+ * previous batch to the database. If the worker cannot run, it seals inline.
  */
 export class SecretBox {
-  readonly #keys: ReadonlyMap<number, Buffer>;
+  readonly #keys: ReadonlyMap<number, KeyObject>;
   readonly #currentKeyId: number;
-  readonly #currentKey: Buffer;
+  readonly #currentKey: KeyObject;
   readonly #ivPool = Buffer.allocUnsafe(IV_BYTES * 4096);
   #ivPos = this.#ivPool.length;
+  #worker: SealWorker | undefined;
+  #workerBroken = false;
+  #closed = false;
 
   constructor(keys: Iterable<readonly [number, Buffer]>, currentKeyId: number) {
-    const map = new Map<number, Buffer>();
+    const map = new Map<number, KeyObject>();
     for (const [id, key] of keys) {
       checkKeyId(id);
       checkKey(key, `data key ${id}`);
-      map.set(id, Buffer.from(key));
+      map.set(id, createSecretKey(key));
     }
     const current = map.get(currentKeyId);
     if (current === undefined) throw new ScsError('SCS_STORE_FAILED', `no data key with id ${currentKeyId}`);
@@ -86,13 +106,63 @@ export class SecretBox {
   }
 
   seal(plain: Buffer, aad: string): Buffer {
-    if (this.#ivPos + IV_BYTES > this.#ivPool.length) {
-      randomFillSync(this.#ivPool);
-      this.#ivPos = 0;
+    return sealWith(this.#currentKey, this.#currentKeyId, plain, aad, this.#iv());
+  }
+
+  /**
+   * Seals `plains[i]` for `aads[i]`, all at once, packed: used by the worker and by sealMany.
+   * Returns one buffer holding the blobs back to back (blob i is OVERHEAD + length i bytes).
+   */
+  sealPacked(plains: Buffer, lengths: Uint32Array, aads: readonly string[]): Buffer {
+    let total = 0;
+    for (const len of lengths) total += OVERHEAD + len;
+    const out = Buffer.allocUnsafeSlow(total);
+    let inAt = 0;
+    let outAt = 0;
+    for (let i = 0; i < lengths.length; i++) {
+      const len = lengths[i] ?? 0;
+      const plain = plains.subarray(inAt, inAt + len);
+      sealInto(out, outAt, this.#currentKey, this.#currentKeyId, plain, aads[i] ?? '', this.#iv());
+      inAt += len;
+      outAt += OVERHEAD + len;
     }
-    const iv = this.#ivPool.subarray(this.#ivPos, this.#ivPos + IV_BYTES);
-    this.#ivPos += IV_BYTES;
-    return sealWith(this.#currentKey, this.#currentKeyId, plain, aad, iv);
+    return out;
+  }
+
+  async sealMany(plains: readonly Buffer[], aads: readonly string[]): Promise<Buffer[]> {
+    if (plains.length !== aads.length) throw new ScsError('SCS_STORE_FAILED', 'sealMany: one aad per secret');
+    if (plains.length < WORKER_MIN_BATCH || this.#workerBroken || this.#closed) {
+      return plains.map((p, i) => this.seal(p, aads[i] ?? ''));
+    }
+    const lengths = new Uint32Array(plains.length);
+    let total = 0;
+    plains.forEach((p, i) => {
+      lengths[i] = p.length;
+      total += p.length;
+    });
+    // Its own ArrayBuffer (not the shared pool), so it can be transferred, not copied.
+    const packed = Buffer.allocUnsafeSlow(total);
+    let at = 0;
+    for (const p of plains) at += p.copy(packed, at);
+    let sealed: Buffer;
+    try {
+      this.#worker ??= new SealWorker(this.#currentKeyId, this.#currentKey.export());
+      sealed = await this.#worker.seal(packed, lengths, aads);
+    } catch {
+      // The worker could not start or died: seal here; correctness never depends on it.
+      this.#workerBroken = true;
+      await this.#worker?.close();
+      this.#worker = undefined;
+      return plains.map((p, i) => this.seal(p, aads[i] ?? ''));
+    }
+    const out: Buffer[] = new Array<Buffer>(plains.length);
+    let pos = 0;
+    for (let i = 0; i < plains.length; i++) {
+      const len = OVERHEAD + (lengths[i] ?? 0);
+      out[i] = sealed.subarray(pos, pos + len);
+      pos += len;
+    }
+    return out;
   }
 
   /** Opens a blob sealed for `aad`; any mismatch (key, owner, a flipped bit) is SCS_SECRET_UNREADABLE. */
@@ -105,6 +175,24 @@ export class SecretBox {
     }
     return plain;
   }
+
+  /** Stops the worker, if one was started. The box still seals inline afterwards. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const worker = this.#worker;
+    this.#worker = undefined;
+    await worker?.close();
+  }
+
+  #iv(): Buffer {
+    if (this.#ivPos + IV_BYTES > this.#ivPool.length) {
+      randomFillSync(this.#ivPool);
+      this.#ivPos = 0;
+    }
+    const iv = this.#ivPool.subarray(this.#ivPos, this.#ivPos + IV_BYTES);
+    this.#ivPos += IV_BYTES;
+    return iv;
+  }
 }
 
 /** The key id a blob was sealed under (for rotation: find what still uses an old key). */
@@ -112,23 +200,36 @@ export function readKeyId(blob: Buffer): number {
   return blob.readUInt32BE(1);
 }
 
-function sealWith(key: Buffer, keyId: number, plain: Buffer, aad: string, iv: Buffer): Buffer {
-  checkKeyId(keyId);
+function sealWith(key: KeyObject, keyId: number, plain: Buffer, aad: string, iv: Buffer): Buffer {
   const out = Buffer.allocUnsafe(OVERHEAD + plain.length);
-  out.writeUInt8(ENVELOPE_VERSION, 0);
-  out.writeUInt32BE(keyId, 1);
-  iv.copy(out, HEADER_BYTES);
-  const cipher = createCipheriv(ALGORITHM, key, iv, { authTagLength: TAG_BYTES });
-  cipher.setAAD(associatedData(out, aad));
-  const body = cipher.update(plain);
-  const rest = cipher.final();
-  body.copy(out, OVERHEAD);
-  rest.copy(out, OVERHEAD + body.length);
-  cipher.getAuthTag().copy(out, HEADER_BYTES + IV_BYTES);
+  sealInto(out, 0, key, keyId, plain, aad, iv);
   return out;
 }
 
-function openWith(keyFor: (id: number) => Buffer | undefined, blob: Buffer, aad: string): Buffer | undefined {
+/** Writes the sealed blob of `plain` at `out[offset..offset + OVERHEAD + plain.length)`. */
+function sealInto(
+  out: Buffer,
+  offset: number,
+  key: KeyObject,
+  keyId: number,
+  plain: Buffer,
+  aad: string,
+  iv: Buffer,
+): void {
+  checkKeyId(keyId);
+  out.writeUInt8(ENVELOPE_VERSION, offset);
+  out.writeUInt32BE(keyId, offset + 1);
+  iv.copy(out, offset + HEADER_BYTES);
+  // GCM's default tag is 16 bytes; passing authTagLength costs an options parse per call.
+  const cipher = createCipheriv(ALGORITHM, key, iv);
+  cipher.setAAD(associatedData(out.subarray(offset, offset + HEADER_BYTES), aad));
+  const body = cipher.update(plain);
+  body.copy(out, offset + OVERHEAD);
+  cipher.final();
+  cipher.getAuthTag().copy(out, offset + HEADER_BYTES + IV_BYTES);
+}
+
+function openWith(keyFor: (id: number) => KeyObject | undefined, blob: Buffer, aad: string): Buffer | undefined {
   if (blob.length < OVERHEAD || blob.readUInt8(0) !== ENVELOPE_VERSION) return undefined;
   const key = keyFor(readKeyId(blob));
   if (key === undefined) return undefined;
@@ -148,7 +249,10 @@ function openWith(keyFor: (id: number) => Buffer | undefined, blob: Buffer, aad:
 }
 
 function associatedData(blob: Buffer, aad: string): Buffer {
-  return Buffer.concat([blob.subarray(0, HEADER_BYTES), Buffer.from(aad, 'utf8')]);
+  const out = Buffer.allocUnsafe(HEADER_BYTES + Buffer.byteLength(aad, 'utf8'));
+  blob.copy(out, 0, 0, HEADER_BYTES);
+  out.write(aad, HEADER_BYTES, 'utf8');
+  return out;
 }
 
 function checkKey(key: Buffer, what: string): void {

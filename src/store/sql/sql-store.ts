@@ -4,6 +4,7 @@ import { isScsError, ScsError } from '../../errors.ts';
 import { formatPid, type Pid } from '../../psk/pid.ts';
 import type { Pps } from '../../psk/pps.ts';
 import { Secret } from '../../secret.ts';
+import { checkBatchName } from '../batch.ts';
 import { chainHash, parseDetail, verifyChain, type StoredChainEntry } from '../audit-chain.ts';
 import { canTransition, emptyCounts, isPskState, PSK_STATES, type PskState } from '../lifecycle.ts';
 import type {
@@ -69,9 +70,11 @@ const LIST_DEFAULT = 1000;
 const LIST_MAX = 10_000;
 const ITERATE_CHUNK = 1000;
 const AUDIT_LIST_DEFAULT = 100;
-const BATCH_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 /** States a PSK may enter the database in; in_use needs a running job and a prior state. */
 const INITIAL_STATES: readonly PskState[] = ['available', 'exported', 'consumed', 'revoked', 'transferred'];
+
+/** What repositories in other files (src/store/tokens) build on. */
+export type SqlContext = Context;
 
 interface Context {
   /** Kysely instance able to start transactions. */
@@ -112,6 +115,7 @@ export class SqlStore implements Store {
     this.#closed = true;
     await this.#ctx.root.destroy();
     await this.#ctx.engine.close?.();
+    await this.#ctx.box.close();
   }
 }
 
@@ -139,12 +143,12 @@ class TxStore implements Store {
 }
 
 /** Runs fn in a write transaction (joining the current one if any); driver errors become SCS_STORE_FAILED. */
-async function write<T>(ctx: Context, fn: (ctx: Context) => Promise<T>): Promise<T> {
+export async function write<T>(ctx: Context, fn: (ctx: Context) => Promise<T>): Promise<T> {
   if (ctx.inTx) return fn(ctx);
   return guard(ctx.root.transaction().execute((trx) => fn({ ...ctx, q: trx, inTx: true })));
 }
 
-async function guard<T>(p: Promise<T>): Promise<T> {
+export async function guard<T>(p: Promise<T>): Promise<T> {
   try {
     return await p;
   } catch (e) {
@@ -176,15 +180,6 @@ function checkLimit(value: number | undefined, fallback: number, max: number, wh
     throw new ScsError('SCS_ARGUMENT_INVALID', `${what} must be a whole number 1..${max}, got ${value}`);
   }
   return value;
-}
-
-export function checkBatchName(name: string): void {
-  if (!BATCH_NAME.test(name)) {
-    throw new ScsError(
-      'SCS_ARGUMENT_INVALID',
-      `batch name "${name}" is invalid: 1-64 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit`,
-    );
-  }
 }
 
 function checkState(state: string, what: string): asserts state is PskState {
@@ -255,19 +250,22 @@ class SqlPsks implements PskRepository {
         if (earlier.pps.reveal() !== row.pps.reveal()) conflicts.push(row.pid);
       }
     }
-    // Seal before the transaction: it is the CPU-heavy part, and the write lock should be short.
+    // Seal before the transaction (the CPU-heavy part, on a worker thread for big batches), so
+    // the write lock is held only for the inserts.
     const now = nowIso();
-    const sealed: PskInsertRow[] = [];
-    for (const row of first.values()) {
-      sealed.push({
-        pid: row.pid,
-        pps: ctx.box.seal(Buffer.from(row.pps.reveal(), 'latin1'), row.pid),
-        batch: row.batch,
-        state: row.state ?? 'available',
-        created_at: now,
-        updated_at: now,
-      });
-    }
+    const offered = [...first.values()];
+    const blobs = await ctx.box.sealMany(
+      offered.map((r) => Buffer.from(r.pps.reveal(), 'latin1')),
+      offered.map((r) => r.pid),
+    );
+    const sealed: PskInsertRow[] = offered.map((row, i) => ({
+      pid: row.pid,
+      pps: blobs[i] as Buffer,
+      batch: row.batch,
+      state: row.state ?? 'available',
+      created_at: now,
+      updated_at: now,
+    }));
     // Key order keeps B-tree inserts into the PID index local (fewer pages touched per chunk).
     sealed.sort((a, b) => (a.pid < b.pid ? -1 : a.pid > b.pid ? 1 : 0));
     return write(ctx, async (tx) => {
@@ -585,7 +583,7 @@ class SqlBatches implements BatchRepository {
  * and then chains onto its hash. seq is the audit_log primary key: a lost race could at worst
  * fail on the key, never fork the chain.
  */
-async function appendAudit(ctx: Context, inputs: readonly AuditEntryInput[]): Promise<AuditEntry[]> {
+export async function appendAudit(ctx: Context, inputs: readonly AuditEntryInput[]): Promise<AuditEntry[]> {
   if (inputs.length === 0) return [];
   if (!ctx.inTx) throw new ScsError('SCS_STORE_FAILED', 'audit append outside a transaction');
   let headQuery = ctx.q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
