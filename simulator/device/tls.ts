@@ -82,6 +82,9 @@ export class DeviceTls {
       const context = tls.createSecureContext({
         key: mode.key.privateKey.export({ type: 'pkcs8', format: 'pem' }),
         cert: mode.cert.x509.toString(),
+        // AMT 2.x-10.x speak TLS 1.0/1.1, whose MD5+SHA-1 handshake signatures OpenSSL 3
+        // refuses at its default security level; a device configured for them must lower it.
+        ...(minVersion !== 'TLSv1.2' ? { ciphers: 'DEFAULT:@SECLEVEL=0' } : {}),
         minVersion,
         maxVersion,
         secureOptions,
