@@ -18,6 +18,12 @@ export interface Config {
   readonly helloTimeoutMs: number;
   readonly apiHost: string;
   readonly apiPort: number;
+  /** PEM certificate (chain) file for HTTPS on the API; '' = plain HTTP. Set with apiTlsKey. */
+  readonly apiTlsCert: string;
+  /** PEM private key file for apiTlsCert; '' = plain HTTP. */
+  readonly apiTlsKey: string;
+  /** `token`: /metrics needs an API token of any role; `none`: open to anyone who reaches the port. */
+  readonly apiMetricsAuth: 'token' | 'none';
   readonly logLevel: LogLevel;
   /** Port the server connects back to on a device (TLS-PSK). */
   readonly amtTlsPort: number;
@@ -138,6 +144,31 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'port',
     help: 'TCP port of the REST API',
     default: () => 8080,
+  },
+  {
+    key: 'apiTlsCert',
+    flag: '--api-tls-cert',
+    env: 'SCS_API_TLS_CERT',
+    kind: 'path',
+    help: 'PEM certificate file: serve the REST API over HTTPS (with --api-tls-key)',
+    default: () => '',
+  },
+  {
+    key: 'apiTlsKey',
+    flag: '--api-tls-key',
+    env: 'SCS_API_TLS_KEY',
+    kind: 'path',
+    help: 'PEM private key file of --api-tls-cert',
+    default: () => '',
+  },
+  {
+    key: 'apiMetricsAuth',
+    flag: '--api-metrics-auth',
+    env: 'SCS_API_METRICS_AUTH',
+    kind: 'string',
+    oneOf: ['token', 'none'],
+    help: '/metrics needs an API token (token) or is open (none)',
+    default: () => 'token',
   },
   {
     key: 'logLevel',
@@ -295,7 +326,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     else if (fromEnv !== undefined && fromEnv !== '') value = coerce(s, fromEnv, `env ${s.env}`);
     else if (file[s.key] !== undefined) value = coerce(s, file[s.key], `file ${fileName ?? ''}`);
     else value = s.default(out);
-    out[s.key] = s.kind === 'path' ? path.resolve(String(value)) : value;
+    // An empty path means "not set" (optional files such as the API TLS certificate).
+    out[s.key] = s.kind === 'path' && value !== '' ? path.resolve(String(value)) : value;
   }
   const config = out as unknown as Config;
   if (TLS_VERSIONS.indexOf(config.tlsMinVersion) > TLS_VERSIONS.indexOf(config.tlsMaxVersion)) {
@@ -303,6 +335,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       'SCS_CONFIG_INVALID',
       `--tls-min-version ${config.tlsMinVersion} is above --tls-max-version ${config.tlsMaxVersion}`,
     );
+  }
+  if ((config.apiTlsCert === '') !== (config.apiTlsKey === '')) {
+    throw new ScsError('SCS_CONFIG_INVALID', '--api-tls-cert and --api-tls-key go together: give both or neither');
   }
   if (!/^(sqlite:|postgres:\/\/|postgresql:\/\/)/.test(config.db)) {
     (out as Record<string, unknown>).db = `sqlite:${path.resolve(config.db)}`;
