@@ -105,6 +105,11 @@ export class SecretBox {
     return this.#currentKeyId;
   }
 
+  /** Where sealMany's big batches go: not started yet, the worker, or inline after it failed. */
+  get batchSealer(): 'not-started' | 'worker' | 'inline' {
+    return this.#workerBroken ? 'inline' : this.#worker === undefined ? 'not-started' : 'worker';
+  }
+
   seal(plain: Buffer, aad: string): Buffer {
     return sealWith(this.#currentKey, this.#currentKeyId, plain, aad, this.#iv());
   }
