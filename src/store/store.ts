@@ -2,6 +2,7 @@ import type { Pid } from '../psk/pid.ts';
 import type { Pps } from '../psk/pps.ts';
 import type { Secret } from '../secret.ts';
 import type { PskState } from './lifecycle.ts';
+import type { TokenRepository } from './tokens/tokens.ts';
 
 export type { PskState } from './lifecycle.ts';
 
@@ -16,6 +17,8 @@ export interface Store {
   readonly psks: PskRepository;
   readonly batches: BatchRepository;
   readonly audit: AuditLog;
+  /** REST API tokens (hashed), src/store/tokens. */
+  readonly tokens: TokenRepository;
   /**
    * Runs `fn` in one write transaction: everything done through `tx` commits or rolls back
    * together. Use `tx`, not the outer store, inside `fn` (the outer store waits for the

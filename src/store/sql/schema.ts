@@ -1,5 +1,6 @@
 import type { Generated } from 'kysely';
 import type { PskState } from '../lifecycle.ts';
+import type { ApiTokensTable } from '../tokens/tokens.ts';
 
 /**
  * Tables as the shared SQL code (src/store/sql) sees them; each adapter's migrations create
@@ -14,6 +15,7 @@ export interface StoreDb {
   psks: PsksTable;
   audit_log: AuditLogTable;
   audit_head: AuditHeadTable;
+  api_tokens: ApiTokensTable;
 }
 
 export interface SchemaMigrationsTable {

@@ -31,6 +31,8 @@ import type {
   Store,
 } from '../store.ts';
 import type { AuditLogTable, PsksTable, StoreDb } from './schema.ts';
+import { SqlTokens } from '../tokens/sql-tokens.ts';
+import type { TokenRepository } from '../tokens/tokens.ts';
 
 /** A row for `psks` as written (pps already sealed). */
 export interface PskInsertRow {
@@ -95,6 +97,7 @@ export class SqlStore implements Store {
   readonly psks: PskRepository;
   readonly batches: BatchRepository;
   readonly audit: AuditLog;
+  readonly tokens: TokenRepository;
   readonly #ctx: Context;
   #closed = false;
 
@@ -104,6 +107,7 @@ export class SqlStore implements Store {
     this.psks = new SqlPsks(this.#ctx);
     this.batches = new SqlBatches(this.#ctx);
     this.audit = new SqlAudit(this.#ctx);
+    this.tokens = new SqlTokens(this.#ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
@@ -125,12 +129,14 @@ class TxStore implements Store {
   readonly psks: PskRepository;
   readonly batches: BatchRepository;
   readonly audit: AuditLog;
+  readonly tokens: TokenRepository;
 
   constructor(ctx: Context) {
     this.engine = ctx.engine.name;
     this.psks = new SqlPsks(ctx);
     this.batches = new SqlBatches(ctx);
     this.audit = new SqlAudit(ctx);
+    this.tokens = new SqlTokens(ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

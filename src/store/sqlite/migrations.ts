@@ -1,6 +1,7 @@
 import { GENESIS_HASH } from '../audit-chain.ts';
 import { PSK_STATES } from '../lifecycle.ts';
 import type { Migration } from '../sql/migrate.ts';
+import { TOKENS_MIGRATION } from './tokens-migration.ts';
 
 const states = PSK_STATES.map((s) => `'${s}'`).join(', ');
 
@@ -63,4 +64,5 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       `insert into audit_head (id, seq, hash) values (1, 0, '${GENESIS_HASH}')`,
     ],
   },
+  TOKENS_MIGRATION,
 ];
