@@ -5,6 +5,7 @@ import { registerHelloCommands } from './hello.ts';
 import type { Io } from './io.ts';
 import { registerPskCommands } from './psk.ts';
 import { registerSimCommands } from './sim.ts';
+import { registerTokenCommands } from './token.ts';
 
 /** The whole CLI; main.ts runs it, tests build it with their own Io. */
 export function buildProgram(io: Io): Command {
@@ -17,5 +18,6 @@ export function buildProgram(io: Io): Command {
   registerAuditCommands(program, io);
   registerHelloCommands(program, io);
   registerSimCommands(program, io);
+  registerTokenCommands(program, io);
   return program;
 }
