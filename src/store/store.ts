@@ -2,6 +2,7 @@ import type { Pid } from '../psk/pid.ts';
 import type { Pps } from '../psk/pps.ts';
 import type { Secret } from '../secret.ts';
 import type { PskState } from './lifecycle.ts';
+import type { ProvisioningRepositories } from './provisioning/types.ts';
 import type { TokenRepository } from './tokens/tokens.ts';
 
 export type { PskState } from './lifecycle.ts';
@@ -12,7 +13,7 @@ export type { PskState } from './lifecycle.ts';
  * contract suite in src/store/contract.ts. PPS values only cross this interface as `Secret`s,
  * and every reveal and state change is written to the audit log in the same transaction.
  */
-export interface Store {
+export interface Store extends ProvisioningRepositories {
   readonly engine: 'sqlite' | 'postgres';
   readonly psks: PskRepository;
   readonly batches: BatchRepository;

@@ -31,6 +31,8 @@ import type {
   Store,
 } from '../store.ts';
 import type { AuditLogTable, PsksTable, StoreDb } from './schema.ts';
+import { sqlProvisioning } from '../provisioning/sql-provisioning.ts';
+import type { ProvisioningRepositories } from '../provisioning/types.ts';
 import { SqlTokens } from '../tokens/sql-tokens.ts';
 import type { TokenRepository } from '../tokens/tokens.ts';
 
@@ -97,6 +99,12 @@ export class SqlStore implements Store {
   readonly psks: PskRepository;
   readonly batches: BatchRepository;
   readonly audit: AuditLog;
+  readonly profiles: ProvisioningRepositories['profiles'];
+  readonly devices: ProvisioningRepositories['devices'];
+  readonly jobs: ProvisioningRepositories['jobs'];
+  readonly escrow: ProvisioningRepositories['escrow'];
+  readonly ca: ProvisioningRepositories['ca'];
+  readonly pskBindings: ProvisioningRepositories['pskBindings'];
   readonly tokens: TokenRepository;
   readonly #ctx: Context;
   #closed = false;
@@ -107,6 +115,14 @@ export class SqlStore implements Store {
     this.psks = new SqlPsks(this.#ctx);
     this.batches = new SqlBatches(this.#ctx);
     this.audit = new SqlAudit(this.#ctx);
+    ({
+      profiles: this.profiles,
+      devices: this.devices,
+      jobs: this.jobs,
+      escrow: this.escrow,
+      ca: this.ca,
+      pskBindings: this.pskBindings,
+    } = sqlProvisioning(this.#ctx, (c) => new TxStore(c)));
     this.tokens = new SqlTokens(this.#ctx);
   }
 
@@ -129,6 +145,12 @@ class TxStore implements Store {
   readonly psks: PskRepository;
   readonly batches: BatchRepository;
   readonly audit: AuditLog;
+  readonly profiles: ProvisioningRepositories['profiles'];
+  readonly devices: ProvisioningRepositories['devices'];
+  readonly jobs: ProvisioningRepositories['jobs'];
+  readonly escrow: ProvisioningRepositories['escrow'];
+  readonly ca: ProvisioningRepositories['ca'];
+  readonly pskBindings: ProvisioningRepositories['pskBindings'];
   readonly tokens: TokenRepository;
 
   constructor(ctx: Context) {
@@ -136,6 +158,14 @@ class TxStore implements Store {
     this.psks = new SqlPsks(ctx);
     this.batches = new SqlBatches(ctx);
     this.audit = new SqlAudit(ctx);
+    ({
+      profiles: this.profiles,
+      devices: this.devices,
+      jobs: this.jobs,
+      escrow: this.escrow,
+      ca: this.ca,
+      pskBindings: this.pskBindings,
+    } = sqlProvisioning(ctx, (c) => new TxStore(c)));
     this.tokens = new SqlTokens(ctx);
   }
 

@@ -1,6 +1,7 @@
 import { GENESIS_HASH } from '../audit-chain.ts';
 import { PSK_STATES } from '../lifecycle.ts';
 import type { Migration } from '../sql/migrate.ts';
+import { PROVISIONING_MIGRATION } from './provisioning-migration.ts';
 import { TOKENS_MIGRATION } from './tokens-migration.ts';
 
 const states = PSK_STATES.map((s) => `'${s}'`).join(', ');
@@ -64,5 +65,6 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       `insert into audit_head (id, seq, hash) values (1, 0, '${GENESIS_HASH}')`,
     ],
   },
+  PROVISIONING_MIGRATION,
   TOKENS_MIGRATION,
 ];

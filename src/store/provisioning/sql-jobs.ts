@@ -1,0 +1,240 @@
+import { ScsError } from '../../errors.ts';
+import type { Pid } from '../../psk/pid.ts';
+import { appendAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
+import type { JobsTable } from './schema.ts';
+import { checkLimit, checkUuid, db, nowIso, toDate, toDateOrNull } from './sql-util.ts';
+import {
+  JOB_STATES,
+  type ActorContext,
+  type JobAudit,
+  type JobData,
+  type JobFilter,
+  type JobRepository,
+  type JobRow,
+  type JobState,
+  type JobUpdate,
+  type NewJob,
+} from './types.ts';
+
+type StoredJob = Omit<JobsTable, 'id'> & { id: number };
+
+function parseData(text: string): JobData {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+function toRow(r: StoredJob): JobRow {
+  return {
+    id: Number(r.id),
+    deviceUuid: r.device_uuid,
+    pid: r.pid as Pid,
+    address: r.address,
+    profile: r.profile,
+    state: r.state,
+    step: r.step,
+    attempts: Number(r.attempts),
+    errorCode: r.error_code,
+    errorMessage: r.error_message,
+    leaseOwner: r.lease_owner,
+    leaseUntil: toDateOrNull(r.lease_until),
+    data: parseData(r.data),
+    createdAt: toDate(r.created_at),
+    updatedAt: toDate(r.updated_at),
+    finishedAt: toDateOrNull(r.finished_at),
+  };
+}
+
+const UNFINISHED: readonly JobState[] = ['queued', 'running'];
+
+/** Provisioning jobs: durable, one unfinished job per device (unique partial index). */
+export class SqlJobs implements JobRepository {
+  readonly #ctx: SqlContext;
+
+  constructor(ctx: SqlContext) {
+    this.#ctx = ctx;
+  }
+
+  async create(job: NewJob, context: ActorContext): Promise<JobRow | undefined> {
+    checkUuid(job.deviceUuid);
+    return write(this.#ctx, async (tx) => {
+      const q = db(tx);
+      const active = await q
+        .selectFrom('jobs')
+        .select('id')
+        .where('device_uuid', '=', job.deviceUuid)
+        .where('state', 'in', UNFINISHED)
+        .executeTakeFirst();
+      if (active !== undefined) return undefined;
+      const now = nowIso();
+      const row = {
+        device_uuid: job.deviceUuid,
+        pid: job.pid,
+        address: job.address,
+        profile: job.profile,
+        state: 'queued' as const,
+        step: null,
+        attempts: 0,
+        error_code: null,
+        error_message: null,
+        lease_owner: null,
+        lease_until: null,
+        data: JSON.stringify(job.data ?? {}),
+        created_at: now,
+        updated_at: now,
+        finished_at: null,
+      };
+      const { id } = await q.insertInto('jobs').values(row).returning('id').executeTakeFirstOrThrow();
+      await appendAudit(tx, [
+        {
+          actor: context.actor,
+          action: 'job.created',
+          pids: [job.pid],
+          detail: { job: Number(id), uuid: job.deviceUuid, address: job.address, profile: job.profile },
+        },
+      ]);
+      return toRow({ ...row, id: Number(id) });
+    });
+  }
+
+  async get(id: number): Promise<JobRow | undefined> {
+    const r = await guard(db(this.#ctx).selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst());
+    return r === undefined ? undefined : toRow(r);
+  }
+
+  async list(filter: JobFilter = {}): Promise<JobRow[]> {
+    const limit = checkLimit(filter.limit, 1000, 10_000);
+    const order = filter.order ?? 'asc';
+    let q = db(this.#ctx).selectFrom('jobs').selectAll();
+    if (filter.state !== undefined) {
+      const states: readonly JobState[] = typeof filter.state === 'string' ? [filter.state] : filter.state;
+      for (const s of states) {
+        if (!(JOB_STATES as readonly string[]).includes(s)) {
+          throw new ScsError('SCS_ARGUMENT_INVALID', `job state "${s}" is not one of ${JOB_STATES.join(', ')}`);
+        }
+      }
+      q = q.where('state', 'in', states);
+    }
+    if (filter.deviceUuid !== undefined) q = q.where('device_uuid', '=', filter.deviceUuid);
+    if (filter.afterId !== undefined) q = q.where('id', order === 'asc' ? '>' : '<', filter.afterId);
+    const rows = await guard(q.orderBy('id', order).limit(limit).execute());
+    return rows.map(toRow);
+  }
+
+  async unfinished(): Promise<JobRow[]> {
+    const rows = await guard(
+      db(this.#ctx).selectFrom('jobs').selectAll().where('state', 'in', UNFINISHED).orderBy('id').execute(),
+    );
+    return rows.map(toRow);
+  }
+
+  async activeFor(deviceUuid: string): Promise<JobRow | undefined> {
+    const r = await guard(
+      db(this.#ctx)
+        .selectFrom('jobs')
+        .selectAll()
+        .where('device_uuid', '=', deviceUuid)
+        .where('state', 'in', UNFINISHED)
+        .executeTakeFirst(),
+    );
+    return r === undefined ? undefined : toRow(r);
+  }
+
+  async update(id: number, change: JobUpdate, audit: JobAudit | undefined, context: ActorContext): Promise<JobRow> {
+    return write(this.#ctx, async (tx) => {
+      const q = db(tx);
+      const current = await q.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+      if (current === undefined) throw new ScsError('SCS_STORE_FAILED', `job ${id} does not exist`);
+      if (!UNFINISHED.includes(current.state)) {
+        throw new ScsError('SCS_STORE_FAILED', `job ${id} is ${current.state}; a finished job does not change`, {
+          details: { job: id, state: current.state },
+        });
+      }
+      const now = nowIso();
+      const set: Partial<StoredJob> = { updated_at: now };
+      if (change.state !== undefined) set.state = change.state;
+      if (change.step !== undefined) set.step = change.step;
+      if (change.data !== undefined) set.data = JSON.stringify(change.data);
+      if (change.attempts !== undefined) set.attempts = change.attempts;
+      if (change.lease !== undefined) {
+        set.lease_owner = change.lease.owner;
+        set.lease_until = change.lease.until.toISOString();
+      }
+      await q.updateTable('jobs').set(set).where('id', '=', id).execute();
+      if (audit !== undefined) {
+        await appendAudit(tx, [
+          {
+            actor: context.actor,
+            action: audit.action,
+            detail: { job: id, uuid: current.device_uuid, ...audit.detail },
+          },
+        ]);
+      }
+      return toRow({ ...current, ...set });
+    });
+  }
+
+  async finish(
+    id: number,
+    outcome:
+      | { readonly state: 'succeeded'; readonly data?: JobData }
+      | { readonly state: 'failed'; readonly code: string; readonly message: string; readonly data?: JobData },
+    context: ActorContext,
+  ): Promise<JobRow> {
+    return write(this.#ctx, async (tx) => {
+      const q = db(tx);
+      const current = await q.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+      if (current === undefined) throw new ScsError('SCS_STORE_FAILED', `job ${id} does not exist`);
+      if (!UNFINISHED.includes(current.state)) {
+        throw new ScsError('SCS_STORE_FAILED', `job ${id} is already ${current.state}`, {
+          details: { job: id, state: current.state },
+        });
+      }
+      const now = nowIso();
+      const set: Partial<StoredJob> = {
+        state: outcome.state,
+        updated_at: now,
+        finished_at: now,
+        lease_owner: null,
+        lease_until: null,
+      };
+      if (outcome.data !== undefined) set.data = JSON.stringify(outcome.data);
+      if (outcome.state === 'failed') {
+        set.error_code = outcome.code;
+        // Bounded, and never a secret: messages are built from codes, names and PIDs only.
+        set.error_message = outcome.message.slice(0, 1000);
+      }
+      await q.updateTable('jobs').set(set).where('id', '=', id).execute();
+      await appendAudit(tx, [
+        {
+          actor: context.actor,
+          action: `job.${outcome.state}`,
+          pids: [current.pid as Pid],
+          detail: {
+            job: id,
+            uuid: current.device_uuid,
+            attempts: Number(current.attempts),
+            ...(outcome.state === 'failed' ? { code: outcome.code, step: current.step } : {}),
+          },
+        },
+      ]);
+      return toRow({ ...current, ...set });
+    });
+  }
+
+  async countByState(): Promise<Record<JobState, number>> {
+    const rows = await guard(
+      db(this.#ctx)
+        .selectFrom('jobs')
+        .select((eb) => ['state', eb.fn.countAll().as('n')])
+        .groupBy('state')
+        .execute(),
+    );
+    const out = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+    for (const r of rows) out[r.state] = Number(r.n);
+    return out;
+  }
+}

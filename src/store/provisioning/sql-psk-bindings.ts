@@ -1,0 +1,79 @@
+import type { Pid } from '../../psk/pid.ts';
+import type { Pps } from '../../psk/pps.ts';
+import type { Secret } from '../../secret.ts';
+import { appendAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
+import type { Store } from '../store.ts';
+import { db, nowIso } from './sql-util.ts';
+import type { ActorContext, PskBindingRepository, RenewalPsk } from './types.ts';
+
+/** PSKs seen from provisioning: renewal PSKs (§6 step 7) and the device each one is bound to. */
+export class SqlPskBindings implements PskBindingRepository {
+  readonly #ctx: SqlContext;
+  /** The Store bound to a transaction context (psks.transition and reveal join that transaction). */
+  readonly #txStore: (ctx: SqlContext) => Store;
+
+  constructor(ctx: SqlContext, txStore: (ctx: SqlContext) => Store) {
+    this.#ctx = ctx;
+    this.#txStore = txStore;
+  }
+
+  async takeRenewal(
+    request: { readonly deviceUuid: string; readonly preferBatch: string; readonly profile: string | null },
+    context: ActorContext,
+  ): Promise<RenewalPsk | undefined> {
+    const picked = await write(this.#ctx, async (tx) => {
+      const q = db(tx);
+      // Only `available`: an `exported` PSK may already sit on a USB key or in a device.
+      const base = () => q.selectFrom('psks').select(['pid', 'batch']).where('psks.state', '=', 'available');
+      let row = await base().where('batch', '=', request.preferBatch).orderBy('id').limit(1).executeTakeFirst();
+      if (row === undefined) {
+        row = await base()
+          .where((eb) =>
+            request.profile === null
+              ? eb('batch', 'in', eb.selectFrom('batches').select('name').where('profile', 'is', null))
+              : eb('batch', 'in', eb.selectFrom('batches').select('name').where('profile', '=', request.profile)),
+          )
+          .orderBy('id')
+          .limit(1)
+          .executeTakeFirst();
+      }
+      if (row === undefined) return undefined;
+      const store = this.#txStore(tx);
+      await store.psks.transition({
+        pids: [row.pid as Pid],
+        from: ['available'],
+        to: 'in_use',
+        actor: context.actor,
+        reason: 'renewal',
+        deviceUuid: request.deviceUuid,
+      });
+      const pps: Secret<Pps> = await store.psks.reveal(row.pid as Pid, { actor: context.actor, purpose: 'renewal' });
+      return { pid: row.pid as Pid, pps, batch: row.batch };
+    });
+    return picked;
+  }
+
+  async bind(pid: Pid, deviceUuid: string | null, context: ActorContext): Promise<void> {
+    await write(this.#ctx, async (tx) => {
+      await db(tx)
+        .updateTable('psks')
+        .set({ device_uuid: deviceUuid, updated_at: nowIso() })
+        .where('pid', '=', pid)
+        .execute();
+      await appendAudit(tx, [{ actor: context.actor, action: 'psk.bind', pids: [pid], detail: { uuid: deviceUuid } }]);
+    });
+  }
+
+  async boundTo(deviceUuid: string): Promise<Pid[]> {
+    const rows = await guard(
+      db(this.#ctx)
+        .selectFrom('psks')
+        .select('pid')
+        .where('device_uuid', '=', deviceUuid)
+        .where('state', '=', 'in_use')
+        .orderBy('id')
+        .execute(),
+    );
+    return rows.map((r) => r.pid as Pid);
+  }
+}
