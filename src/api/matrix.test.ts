@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { formatPid } from '../psk/pid.ts';
+import { generatePsks } from '../psk/service.ts';
+import { createToken } from './tokens.ts';
+import { startHarness, TOKEN_KEYS, type ApiHarness, type TokenKey } from './testing.ts';
+
+type Caller = TokenKey | 'none' | 'malformed' | 'revoked';
+const CALLERS: readonly Caller[] = [...TOKEN_KEYS, 'none', 'malformed', 'revoked'];
+
+const ALL: readonly TokenKey[] = TOKEN_KEYS;
+const WRITERS: readonly TokenKey[] = ['admin', 'operator', 'operatorReveal'];
+const REVEALERS: readonly TokenKey[] = ['admin', 'operatorReveal', 'auditorReveal'];
+const AUDITORS: readonly TokenKey[] = ['admin', 'auditor', 'auditorReveal'];
+const ADMIN: readonly TokenKey[] = ['admin'];
+
+interface Call {
+  readonly url: string;
+  readonly body?: unknown;
+}
+
+interface Row {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** The route as OpenAPI names it. */
+  readonly route: string;
+  /** Who may call it; `public` = anyone, no token needed. */
+  readonly allowed: readonly TokenKey[] | 'public';
+  /** Status of an allowed call. */
+  readonly ok: number;
+  /** Builds one call; runs before each request so mutating routes get a fresh target. */
+  readonly call: () => Promise<Call> | Call;
+}
+
+/**
+ * The whole route x role matrix (docs/api.md, "Roles"): every route under /api and the system
+ * routes, called by every role, by no token, a malformed token and a revoked token.
+ */
+describe('route x role matrix', () => {
+  let h: ApiHarness;
+  let base: string;
+  const pids: string[] = [];
+  let taskId = '';
+  let victims = 0;
+  let revokedToken = '';
+
+  const freshPid = (): string => {
+    const pid = pids.shift();
+    if (pid === undefined) throw new Error('matrix ran out of PSKs');
+    return pid;
+  };
+
+  const rows: Row[] = [
+    { method: 'GET', route: '/healthz', allowed: 'public', ok: 200, call: () => ({ url: '/healthz' }) },
+    { method: 'GET', route: '/metrics', allowed: ALL, ok: 200, call: () => ({ url: '/metrics' }) },
+    { method: 'GET', route: '/api/v1/me', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/me' }) },
+    { method: 'GET', route: '/api/v1/psks', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/psks?limit=5' }) },
+    { method: 'GET', route: '/api/v1/psks/stats', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/psks/stats' }) },
+    {
+      method: 'GET',
+      route: '/api/v1/psks/{pid}',
+      allowed: ALL,
+      ok: 200,
+      call: () => ({ url: `/api/v1/psks/${pids[0] ?? ''}` }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/psks/{pid}/reveal',
+      allowed: REVEALERS,
+      ok: 200,
+      call: () => ({ url: `/api/v1/psks/${pids[0] ?? ''}/reveal`, body: { purpose: 'matrix' } }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/psks/generate',
+      allowed: WRITERS,
+      ok: 201,
+      call: () => ({ url: '/api/v1/psks/generate', body: { count: 2, batch: 'matrix-gen' } }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/psks/revoke',
+      allowed: WRITERS,
+      ok: 200,
+      call: () => ({ url: '/api/v1/psks/revoke', body: { pids: [freshPid()] } }),
+    },
+    { method: 'GET', route: '/api/v1/batches', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/batches' }) },
+    {
+      method: 'GET',
+      route: '/api/v1/batches/{name}',
+      allowed: ALL,
+      ok: 200,
+      call: () => ({ url: '/api/v1/batches/matrix' }),
+    },
+    { method: 'GET', route: '/api/v1/audit', allowed: AUDITORS, ok: 200, call: () => ({ url: '/api/v1/audit' }) },
+    {
+      method: 'GET',
+      route: '/api/v1/audit/verify',
+      allowed: AUDITORS,
+      ok: 200,
+      call: () => ({ url: '/api/v1/audit/verify' }),
+    },
+    { method: 'GET', route: '/api/v1/tokens', allowed: ADMIN, ok: 200, call: () => ({ url: '/api/v1/tokens' }) },
+    {
+      method: 'POST',
+      route: '/api/v1/tokens',
+      allowed: ADMIN,
+      ok: 201,
+      call: () => ({ url: '/api/v1/tokens', body: { name: `new-${++victims}`, role: 'viewer' } }),
+    },
+    {
+      method: 'DELETE',
+      route: '/api/v1/tokens/{name}',
+      allowed: ADMIN,
+      ok: 200,
+      call: async () => {
+        const name = `victim-${++victims}`;
+        await createToken(h.store, { name, role: 'viewer', actor: 'test' });
+        return { url: `/api/v1/tokens/${name}` };
+      },
+    },
+    { method: 'GET', route: '/api/v1/tasks', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/tasks' }) },
+    {
+      method: 'GET',
+      route: '/api/v1/tasks/{id}',
+      allowed: ALL,
+      ok: 200,
+      call: () => ({ url: `/api/v1/tasks/${taskId}` }),
+    },
+    { method: 'GET', route: '/api/v1/events', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/events' }) },
+  ];
+
+  before(async () => {
+    h = await startHarness();
+    await generatePsks(h.store, { count: 60, batch: 'matrix', actor: 'test' });
+    for (const p of await h.store.psks.list({ limit: 60 })) pids.push(formatPid(p.pid));
+    const task = h.api.scs.tasks.start('test.noop', 'test', 1, () => Promise.resolve({ ok: true }));
+    taskId = task.id;
+    await h.api.scs.tasks.settled(taskId);
+    const revoked = await createToken(h.store, { name: 'gone', role: 'admin', actor: 'test' });
+    await h.store.tokens.revoke('gone', { actor: 'test' });
+    revokedToken = revoked.token.reveal();
+    await h.api.listen({ host: '127.0.0.1', port: 0 });
+    base = `http://127.0.0.1:${(h.api.server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await h.close();
+  });
+
+  function headersFor(caller: Caller): Record<string, string> {
+    switch (caller) {
+      case 'none':
+        return {};
+      case 'malformed':
+        return { authorization: 'Bearer not-a-token' };
+      case 'revoked':
+        return { authorization: `Bearer ${revokedToken}` };
+      default:
+        return h.auth(caller);
+    }
+  }
+
+  /** The SSE route never ends by itself: read its status over a real socket, then hang up. */
+  async function streamStatus(url: string, headers: Record<string, string>): Promise<number> {
+    const abort = new AbortController();
+    const res = await fetch(base + url, { headers, signal: abort.signal });
+    const status = res.status;
+    abort.abort();
+    await res.body?.cancel().catch(() => undefined);
+    return status;
+  }
+
+  it('covers every route the OpenAPI document lists', async () => {
+    const doc = (await h.api.inject({ method: 'GET', url: '/openapi.json' })).json<{
+      paths: Record<string, Record<string, unknown>>;
+    }>();
+    const documented = Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`),
+    );
+    const tested = rows.map((r) => `${r.method} ${r.route}`);
+    assert.deepEqual([...tested].sort(), [...documented].sort());
+  });
+
+  for (const row of rows) {
+    it(`${row.method} ${row.route}: ${row.allowed === 'public' ? 'anyone' : row.allowed.join(', ')} -> ${row.ok}; others 403; no or bad token 401`, async () => {
+      const got: Record<string, number> = {};
+      const want: Record<string, number> = {};
+      for (const caller of CALLERS) {
+        const { url, body } = await row.call();
+        const headers = headersFor(caller);
+        want[caller] =
+          row.allowed === 'public'
+            ? row.ok
+            : caller === 'none' || caller === 'malformed' || caller === 'revoked'
+              ? 401
+              : row.allowed.includes(caller)
+                ? row.ok
+                : 403;
+        if (row.route === '/api/v1/events' && want[caller] === 200) {
+          got[caller] = await streamStatus(url, headers);
+          continue;
+        }
+        const res = await h.api.inject({
+          method: row.method,
+          url,
+          headers,
+          ...(body === undefined ? {} : { payload: body as Record<string, unknown> }),
+        });
+        got[caller] = res.statusCode;
+        if (res.statusCode >= 400) {
+          assert.equal(res.headers['content-type'], 'application/problem+json', `${caller}: ${res.body}`);
+          const problem = res.json<{ code: string; status: number }>();
+          assert.equal(problem.status, res.statusCode);
+          if (res.statusCode === 401) assert.equal(problem.code, 'SCS_UNAUTHENTICATED');
+          if (res.statusCode === 403) assert.equal(problem.code, 'SCS_FORBIDDEN');
+        }
+      }
+      assert.deepEqual(got, want);
+    });
+  }
+});
