@@ -1,0 +1,116 @@
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import type { Config } from './config.ts';
+import { createCaMaterial, loadCa, type Ca } from './crypto/ca.ts';
+import { createHelloListener, type HelloListener } from './hello/listener.ts';
+import type { Logger } from './log.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { createRunner, type Runner, type RunnerOptions } from './provisioning/runner.ts';
+import { openStore } from './store/open.ts';
+import type { Store } from './store/store.ts';
+
+/**
+ * The composition root `serve` uses (design.md): config -> store (master key created on the
+ * first start) -> the SCS CA (created and stored sealed on the first start) -> runner -> hello
+ * listener; then unfinished jobs are resumed. Everything is injected; nothing here reads
+ * process.env.
+ */
+
+export interface ServerOptions {
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+  /** Who the audit log names; default `scs:<hostname>`. */
+  readonly actor?: string;
+  /** Runner tuning (tests shorten back-off and verification). */
+  readonly runner?: Pick<RunnerOptions, 'backoff' | 'verifyRetries' | 'nodeId'>;
+}
+
+export interface Server {
+  readonly config: Config;
+  readonly store: Store;
+  readonly ca: Ca;
+  readonly runner: Runner;
+  readonly listener: HelloListener;
+  readonly metrics: Metrics;
+  /** Where the hello listener is bound (port 0 in the config: the port picked). */
+  readonly helloAddress: AddressInfo;
+  readonly masterKey: { readonly file: string; readonly created: boolean };
+  readonly caCreated: boolean;
+  /** Unfinished jobs picked up at start. */
+  readonly resumed: number;
+  /**
+   * Stops accepting hellos, lets running jobs finish for `graceMs` (default 5 s) and leaves the
+   * rest resumable, then closes the store. Safe to call twice.
+   */
+  stop(options?: { readonly graceMs?: number }): Promise<void>;
+}
+
+/** The CA the store holds, or a new one stored (sealed) on the very first start. */
+export async function ensureCa(store: Store, actor: string): Promise<{ readonly ca: Ca; readonly created: boolean }> {
+  const existing = await store.ca.get();
+  if (existing !== undefined) return { ca: await loadCa(existing), created: false };
+  const { material, created } = await store.ca.create(await createCaMaterial(), { actor });
+  return { ca: await loadCa(material), created };
+}
+
+export async function startServer(config: Config, options: ServerOptions): Promise<Server> {
+  const { log } = options;
+  const actor = options.actor ?? `scs:${hostname()}`;
+  const metrics = options.metrics ?? createMetrics();
+  const { store, masterKey } = await openStore(config, log);
+  let listener: HelloListener | undefined;
+  let runner: Runner | undefined;
+  try {
+    const { ca, created: caCreated } = await ensureCa(store, actor);
+    runner = createRunner({ store, ca, config, log, metrics, actor, ...options.runner });
+    const r = runner;
+    listener = createHelloListener({
+      host: config.helloHost,
+      port: config.helloPort,
+      maxConnections: config.helloMaxConnections,
+      timeoutMs: config.helloTimeoutMs,
+      log,
+      onHello: (hello, remoteAddress) => r.accept(hello, remoteAddress).then(() => undefined),
+      onMalformed: (malformed, remoteAddress) => {
+        metrics.hellosMalformed.inc({ reason: malformed.reason });
+        // Audited, never fatal: a store failure here must not stop the listener.
+        store.audit
+          .append({
+            actor,
+            action: 'hello.malformed',
+            detail: { address: remoteAddress, reason: malformed.reason },
+          })
+          .catch((err: unknown) => log.error({ err }, 'cannot audit a malformed hello'));
+      },
+    });
+    const helloAddress = await listener.listen();
+    const resumed = await runner.resume();
+    let stopping: Promise<void> | undefined;
+    const l = listener;
+    return {
+      config,
+      store,
+      ca,
+      runner,
+      listener,
+      metrics,
+      helloAddress,
+      masterKey,
+      caCreated,
+      resumed,
+      stop(stopOptions = {}) {
+        stopping ??= (async () => {
+          await l.close();
+          await r.stop(stopOptions);
+          await store.close();
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await listener?.close();
+    await runner?.stop({ graceMs: 0 });
+    await store.close();
+    throw error;
+  }
+}

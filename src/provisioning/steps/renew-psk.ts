@@ -1,0 +1,53 @@
+import { setTlsPsk } from '../../amt/wsman/ops/setup-and-configuration.ts';
+import { ScsError } from '../../errors.ts';
+import type { Pid } from '../../psk/pid.ts';
+import type { Pps } from '../../psk/pps.ts';
+import type { Secret } from '../../secret.ts';
+import type { JobContext } from '../context.ts';
+import type { Step } from './step.ts';
+
+/**
+ * §6 step 7: SetTLSPSK(PID, PPS) with a new PSK from the store, the device's key for a later
+ * re-provisioning. The PSK is taken (available -> in_use for this device) and its PID written
+ * to the job before it is sent, so a crash never leaves a PSK on a device the store forgot.
+ */
+export const renewPskStep: Step = {
+  name: 'renew-psk',
+  async run(ctx) {
+    const next = await renewalPsk(ctx);
+    if (next === undefined) return;
+    await ctx.call(setTlsPsk(next.pid, next.pps));
+  },
+};
+
+async function renewalPsk(ctx: JobContext): Promise<{ pid: Pid; pps: Secret<Pps> } | undefined> {
+  if (ctx.data.newPid !== undefined) {
+    const pid = ctx.data.newPid as Pid;
+    return { pid, pps: await ctx.store.psks.reveal(pid, { actor: ctx.actor, purpose: 'renewal' }) };
+  }
+  if (ctx.data.renewalSkipped === true) return undefined;
+  const hello = await ctx.store.psks.get(ctx.pid);
+  const batch = await ctx.store.batches.get(hello?.batch ?? '');
+  const taken = await ctx.store.pskBindings.takeRenewal(
+    { deviceUuid: ctx.uuid, preferBatch: hello?.batch ?? '', profile: batch?.profile ?? null },
+    { actor: ctx.actor },
+  );
+  if (taken === undefined) {
+    // Without TLS the verification needs the new PSK, so renewal cannot be skipped then.
+    if (ctx.profile.onNoRenewalPsk === 'fail' || !ctx.profile.tls) {
+      throw new ScsError(
+        'SCS_NO_RENEWAL_PSK',
+        `no available PSK is left to renew device ${ctx.uuid}'s PSK (generate or import more)`,
+        { details: { uuid: ctx.uuid, batch: hello?.batch ?? null } },
+      );
+    }
+    ctx.log.warn('no PSK left for renewal; the profile says provision without one');
+    await ctx.persist(
+      { renewalSkipped: true },
+      { action: 'job.renewal_skipped', detail: { code: 'SCS_NO_RENEWAL_PSK' } },
+    );
+    return undefined;
+  }
+  await ctx.persist({ newPid: taken.pid });
+  return { pid: taken.pid, pps: taken.pps };
+}
