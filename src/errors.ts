@@ -70,6 +70,7 @@ export const ERROR_CODES = {
   SCS_REQUEST_TOO_LARGE: 'The request body is larger than this route accepts.',
   SCS_MEDIA_TYPE_INVALID: 'The request body has a content type this route does not accept.',
   SCS_INTERNAL: 'An unexpected server error; the server log has the details.',
+  SCS_JOB_NOT_FOUND: 'No provisioning job with this id exists.',
 } as const satisfies Record<string, string>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
