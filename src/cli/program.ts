@@ -1,9 +1,13 @@
 import { Command } from 'commander';
 import { registerAuditCommands } from './audit.ts';
 import { addConfigOptions } from './context.ts';
+import { registerDeviceCommands } from './device.ts';
 import { registerHelloCommands } from './hello.ts';
 import type { Io } from './io.ts';
+import { registerJobCommands } from './job.ts';
+import { registerProfileCommands } from './profile.ts';
 import { registerPskCommands } from './psk.ts';
+import { registerServeCommands } from './serve.ts';
 import { registerSimCommands } from './sim.ts';
 import { registerTokenCommands } from './token.ts';
 
@@ -19,5 +23,9 @@ export function buildProgram(io: Io): Command {
   registerHelloCommands(program, io);
   registerSimCommands(program, io);
   registerTokenCommands(program, io);
+  registerServeCommands(program, io);
+  registerProfileCommands(program, io);
+  registerDeviceCommands(program, io);
+  registerJobCommands(program, io);
   return program;
 }
