@@ -16,7 +16,10 @@ import { bridgeProvisioningEvents, EventHub, type ProvisioningEventSource } from
 import { errorHandler, notFoundHandler } from './problem.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { batchRoutes } from './routes/batches.ts';
+import { DEVICE_SCHEMAS, deviceRoutes } from './routes/devices.ts';
 import { eventRoutes } from './routes/events.ts';
+import { JOB_SCHEMAS, jobRoutes } from './routes/jobs.ts';
+import { PROFILE_SCHEMAS, profileRoutes } from './routes/profiles.ts';
 import { pskRoutes } from './routes/psks.ts';
 import { systemRoutes } from './routes/system.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -93,7 +96,8 @@ export async function createApi(deps: ApiDeps, options: ApiOptions = {}): Promis
   app.decorate('scs', { hub, tasks, counts } satisfies ApiParts);
   app.decorateRequest('principal', null);
 
-  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  for (const schema of [...SHARED_SCHEMAS, ...PROFILE_SCHEMAS, ...DEVICE_SCHEMAS, ...JOB_SCHEMAS])
+    app.addSchema(schema);
   app.setErrorHandler(errorHandler(log));
   app.setNotFoundHandler(notFoundHandler);
 
@@ -205,6 +209,9 @@ export async function createApi(deps: ApiDeps, options: ApiOptions = {}): Promis
       tags: [
         { name: 'psks', description: 'PID/PPS pairs' },
         { name: 'batches', description: 'PSK batches and their counts' },
+        { name: 'profiles', description: 'provisioning profiles (ETag / If-Match)' },
+        { name: 'devices', description: 'provisioned and provisioning devices' },
+        { name: 'jobs', description: 'provisioning jobs: live step, attempts, errors' },
         { name: 'audit', description: 'the hash-chained audit log' },
         { name: 'tokens', description: 'API tokens (admin)' },
         { name: 'tasks', description: 'background tasks (large generates)' },
@@ -232,6 +239,9 @@ export async function createApi(deps: ApiDeps, options: ApiOptions = {}): Promis
   await app.register(systemRoutes, { ctx, registry });
   await app.register(pskRoutes, { ctx, prefix: API_PREFIX });
   await app.register(batchRoutes, { ctx, prefix: API_PREFIX });
+  await app.register(profileRoutes, { ctx, prefix: API_PREFIX });
+  await app.register(deviceRoutes, { ctx, prefix: API_PREFIX });
+  await app.register(jobRoutes, { ctx, prefix: API_PREFIX });
   await app.register(auditRoutes, { ctx, prefix: API_PREFIX });
   await app.register(tokenRoutes, { ctx, prefix: API_PREFIX });
   await app.register(taskRoutes, { ctx, prefix: API_PREFIX });

@@ -1,3 +1,6 @@
+import type { JobFinished, Runner } from '../provisioning/runner.ts';
+import type { JobRow } from '../store/provisioning/types.ts';
+
 /**
  * Live events for the console (docs/api.md, "Live events"): an in-process hub that routes
  * publish to, and that `GET /api/v1/events` streams as Server-Sent Events. Events carry a
@@ -99,4 +102,47 @@ export function bridgeProvisioningEvents(
     hub.publish(kind, data);
     onChange();
   });
+}
+
+/**
+ * The runner as a ProvisioningEventSource: its `step` events become `job` events, its
+ * `finished` events a final `job` event and a `device` event (provisioned or failed).
+ */
+export function runnerEventSource(runner: Runner): ProvisioningEventSource {
+  return {
+    subscribe(listener) {
+      const onStep = ({ job, step }: { readonly job: JobRow; readonly step: string }): void => {
+        listener(jobEvent(job, step));
+      };
+      const onFinished = (f: JobFinished): void => {
+        listener(jobEvent(f.job, f.job.step));
+        listener({
+          kind: 'device',
+          deviceUuid: f.job.deviceUuid,
+          state: f.state === 'succeeded' ? 'provisioned' : 'failed',
+          errorCode: f.code,
+          errorMessage: f.state === 'succeeded' ? null : f.job.errorMessage,
+        });
+      };
+      runner.on('step', onStep);
+      runner.on('finished', onFinished);
+      return () => {
+        runner.off('step', onStep);
+        runner.off('finished', onFinished);
+      };
+    },
+  };
+}
+
+function jobEvent(job: JobRow, step: string | null): ProvisioningEvent {
+  return {
+    kind: 'job',
+    jobId: job.id,
+    deviceUuid: job.deviceUuid,
+    state: job.state,
+    step,
+    attempts: job.attempts,
+    errorCode: job.errorCode,
+    errorMessage: job.errorMessage,
+  };
 }

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { formatPid } from '../psk/pid.ts';
 import { generatePsks } from '../psk/service.ts';
 import { createToken } from './tokens.ts';
-import { startHarness, TOKEN_KEYS, type ApiHarness, type TokenKey } from './testing.ts';
+import { seedDevice, startHarness, TOKEN_KEYS, type ApiHarness, type TokenKey } from './testing.ts';
 
 type Caller = TokenKey | 'none' | 'malformed' | 'revoked';
 const CALLERS: readonly Caller[] = [...TOKEN_KEYS, 'none', 'malformed', 'revoked'];
@@ -18,10 +18,11 @@ const ADMIN: readonly TokenKey[] = ['admin'];
 interface Call {
   readonly url: string;
   readonly body?: unknown;
+  readonly headers?: Record<string, string>;
 }
 
 interface Row {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** The route as OpenAPI names it. */
   readonly route: string;
   /** Who may call it; `public` = anyone, no token needed. */
@@ -43,6 +44,12 @@ describe('route x role matrix', () => {
   let taskId = '';
   let victims = 0;
   let revokedToken = '';
+  let profiles = 0;
+  const DEVICE = '4c4c4544-0035-5910-8051-b8c04f4e5a31';
+  let jobId = 0;
+  const ifMatch = async (name: string): Promise<Record<string, string>> => ({
+    'if-match': `"${(await h.store.profiles.require(name)).version}"`,
+  });
 
   const freshPid = (): string => {
     const pid = pids.shift();
@@ -92,6 +99,81 @@ describe('route x role matrix', () => {
       ok: 200,
       call: () => ({ url: '/api/v1/batches/matrix' }),
     },
+    { method: 'GET', route: '/api/v1/profiles', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/profiles' }) },
+    {
+      method: 'GET',
+      route: '/api/v1/profiles/{name}',
+      allowed: ALL,
+      ok: 200,
+      call: () => ({ url: '/api/v1/profiles/default' }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/profiles',
+      allowed: WRITERS,
+      ok: 201,
+      call: () => ({ url: '/api/v1/profiles', body: { name: `p-${++profiles}`, settings: { timeSync: false } } }),
+    },
+    {
+      method: 'PATCH',
+      route: '/api/v1/profiles/{name}',
+      allowed: WRITERS,
+      ok: 200,
+      call: async () => ({
+        url: '/api/v1/profiles/default',
+        body: { settings: { timeSync: profiles++ % 2 === 0 } },
+        headers: await ifMatch('default'),
+      }),
+    },
+    {
+      method: 'DELETE',
+      route: '/api/v1/profiles/{name}',
+      allowed: WRITERS,
+      ok: 204,
+      call: async () => {
+        const name = `gone-${++profiles}`;
+        await h.store.profiles.create(name, {}, { actor: 'test' });
+        return { url: `/api/v1/profiles/${name}`, headers: await ifMatch(name) };
+      },
+    },
+    {
+      method: 'PUT',
+      route: '/api/v1/batches/{name}/profile',
+      allowed: WRITERS,
+      ok: 200,
+      call: () => ({ url: '/api/v1/batches/matrix/profile', body: { profile: 'default' } }),
+    },
+    { method: 'GET', route: '/api/v1/devices', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/devices' }) },
+    {
+      method: 'GET',
+      route: '/api/v1/devices/stats',
+      allowed: ALL,
+      ok: 200,
+      call: () => ({ url: '/api/v1/devices/stats' }),
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/devices/{uuid}',
+      allowed: ALL,
+      ok: 200,
+      call: () => ({ url: `/api/v1/devices/${DEVICE}` }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/devices/{uuid}/reveal-password',
+      allowed: REVEALERS,
+      ok: 200,
+      call: () => ({ url: `/api/v1/devices/${DEVICE}/reveal-password`, body: { reason: 'matrix' } }),
+    },
+    { method: 'GET', route: '/api/v1/jobs', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/jobs' }) },
+    { method: 'GET', route: '/api/v1/jobs/stats', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/jobs/stats' }) },
+    {
+      method: 'GET',
+      route: '/api/v1/jobs/{id}',
+      allowed: ALL,
+      ok: 200,
+      call: () => ({ url: `/api/v1/jobs/${jobId}` }),
+    },
     { method: 'GET', route: '/api/v1/audit', allowed: AUDITORS, ok: 200, call: () => ({ url: '/api/v1/audit' }) },
     {
       method: 'GET',
@@ -133,7 +215,12 @@ describe('route x role matrix', () => {
   before(async () => {
     h = await startHarness();
     await generatePsks(h.store, { count: 60, batch: 'matrix', actor: 'test' });
-    for (const p of await h.store.psks.list({ limit: 60 })) pids.push(formatPid(p.pid));
+    const rows60 = await h.store.psks.list({ limit: 60 });
+    for (const p of rows60) pids.push(formatPid(p.pid));
+    const held = rows60.at(-1);
+    if (held === undefined) throw new Error('no PSK');
+    pids.pop();
+    jobId = (await seedDevice(h.store, { uuid: DEVICE, pid: held.pid, password: 'Matrix-Passw0rd!' })).jobId;
     const task = h.api.scs.tasks.start('test.noop', 'test', 1, () => Promise.resolve({ ok: true }));
     taskId = task.id;
     await h.api.scs.tasks.settled(taskId);
@@ -182,12 +269,16 @@ describe('route x role matrix', () => {
   });
 
   for (const row of rows) {
-    it(`${row.method} ${row.route}: ${row.allowed === 'public' ? 'anyone' : row.allowed.join(', ')} -> ${row.ok}; others 403; no or bad token 401`, async () => {
+    const who =
+      row.allowed === 'public'
+        ? `anyone, with or without a token -> ${row.ok}`
+        : `${row.allowed.join(', ')} -> ${row.ok}; other roles 403; no, malformed or revoked token 401`;
+    it(`${row.method} ${row.route}: ${who}`, async () => {
       const got: Record<string, number> = {};
       const want: Record<string, number> = {};
       for (const caller of CALLERS) {
-        const { url, body } = await row.call();
-        const headers = headersFor(caller);
+        const { url, body, headers: extra } = await row.call();
+        const headers = { ...headersFor(caller), ...extra };
         want[caller] =
           row.allowed === 'public'
             ? row.ok

@@ -101,6 +101,10 @@ export function problemFor(
 ): Problem {
   const status = statusFor(error.code);
   const details = Object.keys(error.details).length > 0 ? error.details : undefined;
+  // Domain validation (profiles) names the field in details: surface it like schema errors.
+  const field = error.details.field;
+  const errors =
+    extra.errors ?? (status === 400 && typeof field === 'string' ? [{ field, message: error.message }] : undefined);
   return {
     type: `urn:amt-scs:error:${error.code}`,
     title: ERROR_CODES[error.code],
@@ -108,7 +112,7 @@ export function problemFor(
     detail: error.message,
     code: error.code,
     ...(details === undefined ? {} : { details }),
-    ...(extra.errors === undefined ? {} : { errors: extra.errors }),
+    ...(errors === undefined ? {} : { errors }),
     ...(extra.requestId === undefined ? {} : { requestId: extra.requestId }),
   };
 }

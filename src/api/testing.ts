@@ -4,6 +4,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../log.ts';
 import { openStore } from '../store/open.ts';
+import { Secret } from '../secret.ts';
+import type { Pid } from '../psk/pid.ts';
 import type { Store } from '../store/store.ts';
 import type { ApiGrant, ApiRole } from '../store/tokens/tokens.ts';
 import { createApi, type Api, type ApiDeps, type ApiOptions } from './app.ts';
@@ -77,4 +79,69 @@ export async function startHarness(options: HarnessOptions = {}): Promise<ApiHar
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface SeededDevice {
+  readonly uuid: string;
+  readonly jobId: number;
+  readonly password: string;
+}
+
+/**
+ * A provisioned device as the runner leaves one (job finished, admin password escrowed, device
+ * marked provisioned), written through the store's own API.
+ */
+export async function seedDevice(
+  store: Store,
+  options: { readonly uuid: string; readonly pid: Pid; readonly password: string; readonly fail?: boolean },
+): Promise<SeededDevice> {
+  const actor = 'test:runner';
+  const job = await store.jobs.create(
+    { deviceUuid: options.uuid, pid: options.pid, address: '127.0.0.9', profile: 'default' },
+    { actor },
+  );
+  if (job === undefined) throw new Error(`device ${options.uuid} already has a job`);
+  await store.devices.noteJob(options.uuid, { address: '127.0.0.9', profile: 'default', jobId: job.id }, { actor });
+  await store.jobs.update(job.id, { state: 'running', step: 'facts', attempts: 1 }, { action: 'job.step' }, { actor });
+  if (options.fail === true) {
+    await store.jobs.finish(
+      job.id,
+      { state: 'failed', code: 'SCS_TLS_BAD_KEY', message: 'the PPS differs' },
+      { actor },
+    );
+    await store.devices.markState(options.uuid, 'failed', { jobId: job.id, code: 'SCS_TLS_BAD_KEY' }, { actor });
+    return { uuid: options.uuid, jobId: job.id, password: options.password };
+  }
+  const escrowId = await store.escrow.put(
+    {
+      deviceUuid: options.uuid,
+      purpose: 'admin',
+      username: 'admin',
+      secret: new Secret(options.password),
+      jobId: job.id,
+    },
+    { actor },
+  );
+  await store.escrow.setStatus([escrowId], 'active');
+  await store.devices.markProvisioned(
+    options.uuid,
+    {
+      address: '127.0.0.9',
+      amtVersion: '6.2.0',
+      hostName: `amt-${options.uuid.slice(0, 8)}`,
+      domainName: 'example.test',
+      profile: 'default',
+      adminUser: 'admin',
+      adminEscrowId: escrowId,
+      mebxEscrowId: null,
+      certPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      certFingerprint: 'ab'.repeat(32),
+      certNotAfter: new Date('2030-01-01T00:00:00Z'),
+      pid: options.pid,
+      jobId: job.id,
+    },
+    { actor },
+  );
+  await store.jobs.finish(job.id, { state: 'succeeded' }, { actor });
+  return { uuid: options.uuid, jobId: job.id, password: options.password };
 }
