@@ -96,6 +96,8 @@ export async function createApi(deps: ApiDeps, options: ApiOptions = {}): Promis
   app.decorate('scs', { hub, tasks, counts } satisfies ApiParts);
   app.decorateRequest('principal', null);
 
+  // JSON only (uploads add their own parsers on their routes): anything else is a 415, not a string body.
+  app.removeContentTypeParser('text/plain');
   for (const schema of [...SHARED_SCHEMAS, ...PROFILE_SCHEMAS, ...DEVICE_SCHEMAS, ...JOB_SCHEMAS])
     app.addSchema(schema);
   app.setErrorHandler(errorHandler(log));

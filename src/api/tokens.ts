@@ -217,7 +217,7 @@ async function writeSecretFile(file: string, text: string): Promise<void> {
     await chmod(tmp, 0o600);
     await rename(tmp, file);
   } catch (cause) {
-    await rm(tmp, { force: true });
+    await rm(tmp, { force: true }).catch(() => undefined);
     throw new ScsError('SCS_FILE_IO', `cannot write the admin token file ${file}`, { cause, details: { file } });
   }
 }
