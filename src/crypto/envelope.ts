@@ -47,7 +47,7 @@ export function generateDataKey(): Buffer {
 export function wrapDataKey(masterKey: Buffer, keyId: number, dataKey: Buffer): Buffer {
   checkKey(masterKey, 'master key');
   checkKey(dataKey, 'data key');
-  return sealWith(createSecretKey(masterKey), keyId, dataKey, dataKeyAad(keyId), randomBytes(IV_BYTES));
+  return sealWith(createSecretKey(masterKey), keyId, dataKey, Buffer.from(dataKeyAad(keyId)), randomBytes(IV_BYTES));
 }
 
 /** Unwraps a data key; a wrong master key (or a damaged row) is SCS_MASTER_KEY_MISMATCH. */
@@ -111,59 +111,80 @@ export class SecretBox {
   }
 
   seal(plain: Buffer, aad: string): Buffer {
-    return sealWith(this.#currentKey, this.#currentKeyId, plain, aad, this.#iv());
+    return sealWith(this.#currentKey, this.#currentKeyId, plain, Buffer.from(aad, 'utf8'), this.#iv());
   }
 
   /**
-   * Seals `plains[i]` for `aads[i]`, all at once, packed: used by the worker and by sealMany.
-   * Returns one buffer holding the blobs back to back (blob i is OVERHEAD + length i bytes).
+   * Seals packed secrets: `data` holds all plaintexts back to back, then all associated data
+   * (UTF-8) back to back, with their byte lengths in `plainLengths` / `aadLengths`. Returns one
+   * buffer with the blobs back to back (blob i is OVERHEAD + plainLengths[i] bytes). The
+   * worker's entry point; sealMany packs for it.
    */
-  sealPacked(plains: Buffer, lengths: Uint32Array, aads: readonly string[]): Buffer {
+  sealPacked(data: Buffer, plainLengths: Uint32Array, aadLengths: Uint32Array): Buffer {
     let total = 0;
-    for (const len of lengths) total += OVERHEAD + len;
+    let aadAt = 0;
+    for (const len of plainLengths) {
+      total += OVERHEAD + len;
+      aadAt += len;
+    }
     const out = Buffer.allocUnsafeSlow(total);
     let inAt = 0;
     let outAt = 0;
-    for (let i = 0; i < lengths.length; i++) {
-      const len = lengths[i] ?? 0;
-      const plain = plains.subarray(inAt, inAt + len);
-      sealInto(out, outAt, this.#currentKey, this.#currentKeyId, plain, aads[i] ?? '', this.#iv());
+    for (let i = 0; i < plainLengths.length; i++) {
+      const len = plainLengths[i] ?? 0;
+      const aadLen = aadLengths[i] ?? 0;
+      const plain = data.subarray(inAt, inAt + len);
+      const aad = data.subarray(aadAt, aadAt + aadLen);
+      sealInto(out, outAt, this.#currentKey, this.#currentKeyId, plain, aad, this.#iv());
       inAt += len;
+      aadAt += aadLen;
       outAt += OVERHEAD + len;
     }
     return out;
   }
 
-  async sealMany(plains: readonly Buffer[], aads: readonly string[]): Promise<Buffer[]> {
+  /**
+   * Seals `plains[i]` (a string is taken as UTF-8) for `aads[i]`. Batches of 2048 and more go
+   * to the worker thread in one transferred buffer; blob i of the result is a view into one
+   * shared buffer.
+   */
+  async sealMany(plains: readonly (Buffer | string)[], aads: readonly string[]): Promise<Buffer[]> {
     if (plains.length !== aads.length) throw new ScsError('SCS_STORE_FAILED', 'sealMany: one aad per secret');
-    if (plains.length < WORKER_MIN_BATCH || this.#workerBroken || this.#closed) {
-      return plains.map((p, i) => this.seal(p, aads[i] ?? ''));
-    }
-    const lengths = new Uint32Array(plains.length);
+    const inline = (): Buffer[] =>
+      plains.map((p, i) => this.seal(typeof p === 'string' ? Buffer.from(p) : p, aads[i] ?? ''));
+    if (plains.length < WORKER_MIN_BATCH || this.#workerBroken || this.#closed) return inline();
+    const n = plains.length;
+    const plainLengths = new Uint32Array(n);
+    const aadLengths = new Uint32Array(n);
     let total = 0;
-    plains.forEach((p, i) => {
-      lengths[i] = p.length;
-      total += p.length;
-    });
-    // Its own ArrayBuffer (not the shared pool), so it can be transferred, not copied.
-    const packed = Buffer.allocUnsafeSlow(total);
+    for (let i = 0; i < n; i++) {
+      const p = plains[i] as Buffer | string;
+      const len = typeof p === 'string' ? Buffer.byteLength(p) : p.length;
+      const aadLen = Buffer.byteLength(aads[i] ?? '');
+      plainLengths[i] = len;
+      aadLengths[i] = aadLen;
+      total += len + aadLen;
+    }
+    // Its own ArrayBuffer (not the shared pool), so it is transferred to the worker, not copied.
+    const data = Buffer.allocUnsafeSlow(total);
     let at = 0;
-    for (const p of plains) at += p.copy(packed, at);
+    for (const p of plains) at += typeof p === 'string' ? data.write(p, at) : p.copy(data, at);
+    for (const a of aads) at += data.write(a, at);
     let sealed: Buffer;
     try {
       this.#worker ??= new SealWorker(this.#currentKeyId, this.#currentKey.export());
-      sealed = await this.#worker.seal(packed, lengths, aads);
+      sealed = await this.#worker.seal(data, plainLengths, aadLengths);
     } catch {
       // The worker could not start or died: seal here; correctness never depends on it.
       this.#workerBroken = true;
       await this.#worker?.close();
       this.#worker = undefined;
-      return plains.map((p, i) => this.seal(p, aads[i] ?? ''));
+      return inline();
     }
-    const out: Buffer[] = new Array<Buffer>(plains.length);
+    const out: Buffer[] = new Array<Buffer>(n);
     let pos = 0;
-    for (let i = 0; i < plains.length; i++) {
-      const len = OVERHEAD + (lengths[i] ?? 0);
+    for (let i = 0; i < n; i++) {
+      const len = OVERHEAD + (plainLengths[i] ?? 0);
       out[i] = sealed.subarray(pos, pos + len);
       pos += len;
     }
@@ -205,7 +226,7 @@ export function readKeyId(blob: Buffer): number {
   return blob.readUInt32BE(1);
 }
 
-function sealWith(key: KeyObject, keyId: number, plain: Buffer, aad: string, iv: Buffer): Buffer {
+function sealWith(key: KeyObject, keyId: number, plain: Buffer, aad: Buffer, iv: Buffer): Buffer {
   const out = Buffer.allocUnsafe(OVERHEAD + plain.length);
   sealInto(out, 0, key, keyId, plain, aad, iv);
   return out;
@@ -218,7 +239,7 @@ function sealInto(
   key: KeyObject,
   keyId: number,
   plain: Buffer,
-  aad: string,
+  aad: Buffer,
   iv: Buffer,
 ): void {
   checkKeyId(keyId);
@@ -253,10 +274,11 @@ function openWith(keyFor: (id: number) => KeyObject | undefined, blob: Buffer, a
   }
 }
 
-function associatedData(blob: Buffer, aad: string): Buffer {
-  const out = Buffer.allocUnsafe(HEADER_BYTES + Buffer.byteLength(aad, 'utf8'));
+function associatedData(blob: Buffer, aad: Buffer | string): Buffer {
+  const bytes = typeof aad === 'string' ? Buffer.from(aad, 'utf8') : aad;
+  const out = Buffer.allocUnsafe(HEADER_BYTES + bytes.length);
   blob.copy(out, 0, 0, HEADER_BYTES);
-  out.write(aad, HEADER_BYTES, 'utf8');
+  bytes.copy(out, HEADER_BYTES);
   return out;
 }
 

@@ -1,10 +1,11 @@
 import { Worker } from 'node:worker_threads';
 
-interface SealRequest {
+export interface SealRequest {
   readonly id: number;
-  readonly plains: ArrayBuffer;
-  readonly lengths: Uint32Array;
-  readonly aads: readonly string[];
+  /** Plaintexts then associated data, back to back (SecretBox.sealPacked). */
+  readonly data: ArrayBuffer;
+  readonly plainLengths: Uint32Array;
+  readonly aadLengths: Uint32Array;
 }
 
 export type SealResponse =
@@ -62,15 +63,16 @@ export class SealWorker {
     this.#worker.on('exit', (code) => this.#fail(new Error(`seal worker exited (code ${code})`)));
   }
 
-  /** Seals packed plaintexts; `plains`' memory is transferred to the worker (and zeroed there). */
-  seal(plains: Buffer, lengths: Uint32Array, aads: readonly string[]): Promise<Buffer> {
+  /** Seals packed secrets; `data`'s memory is transferred to the worker (and zeroed there). */
+  seal(data: Buffer, plainLengths: Uint32Array, aadLengths: Uint32Array): Promise<Buffer> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const id = this.#nextId++;
     if (this.#pending.size === 0) this.#worker.ref();
     return new Promise<Buffer>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      const buffer = plains.buffer as ArrayBuffer;
-      const request: SealRequest = { id, plains: buffer, lengths, aads };
+      const buffer = data.buffer as ArrayBuffer;
+      const request: SealRequest = { id, data: buffer, plainLengths, aadLengths };
+      // Only the data moves; the small length arrays are copied (the caller still reads them).
       this.#worker.postMessage(request, [buffer]);
     });
   }

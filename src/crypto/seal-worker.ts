@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SecretBox } from './envelope.ts';
-import type { SealResponse, SealWorkerData } from './seal-pool.ts';
+import type { SealRequest, SealResponse, SealWorkerData } from './seal-pool.ts';
 
 /**
  * Worker side of SecretBox.sealMany: seals packed batches under the data key it was started
@@ -11,11 +11,11 @@ const data = workerData as SealWorkerData;
 const box = new SecretBox([[data.keyId, Buffer.from(data.key)]], data.keyId);
 data.key.fill(0);
 
-parentPort?.on('message', (m: { id: number; plains: ArrayBuffer; lengths: Uint32Array; aads: string[] }) => {
+parentPort?.on('message', (m: SealRequest) => {
   let reply: SealResponse;
-  const plains = Buffer.from(m.plains);
+  const plains = Buffer.from(m.data);
   try {
-    const sealed = box.sealPacked(plains, m.lengths, m.aads);
+    const sealed = box.sealPacked(plains, m.plainLengths, m.aadLengths);
     reply = { id: m.id, blobs: sealed.buffer as ArrayBuffer };
     parentPort?.postMessage(reply, [reply.blobs]);
   } catch (e) {

@@ -11,7 +11,7 @@ import type { Pps } from './pps.ts';
 /** Largest single generate run; 36^7 ≈ 7.8e10 PIDs leave room for far more over time. */
 export const GENERATE_MAX = 10_000_000;
 /** PSKs per insertMany call (one transaction): large enough to amortize SQLite's WAL writes. */
-export const GENERATE_CHUNK = 10_000;
+export const GENERATE_CHUNK = 25_000;
 
 export interface DrawnPsk {
   readonly pid: Pid;
@@ -85,9 +85,9 @@ export class PairSource {
  * million draws from 36^7 collide about six times, birthday bound n²/2N): the store skips a
  * PID that exists, and the shortfall is drawn again. Each chunk is one insertMany (one
  * transaction with its audit entries), so an interrupted run leaves whole chunks behind.
- *
- * Two chunks are in flight: while one is written to the database, the next is sealed (on the
- * store's worker thread). The database still applies them one at a time.
+ * Chunks are large (25,000) because SQLite's cost per commit grows with the random pages of the
+ * PID index it rewrites, not with the rows; inside a chunk the store overlaps sealing on its
+ * worker thread with the inserts.
  */
 export async function generatePsks(store: Store, options: GenerateOptions): Promise<GenerateResult> {
   const { count, actor } = options;
@@ -104,44 +104,23 @@ export async function generatePsks(store: Store, options: GenerateOptions): Prom
   let generated = 0;
   let collisions = 0;
   let stalled = 0;
-  let inFlight = 0;
-  const pending: Promise<{ size: number; inserted: number; duplicates: number }>[] = [];
-  const submit = (size: number): void => {
+  while (generated < count) {
+    options.signal?.throwIfAborted();
+    const size = Math.min(chunkSize, count - generated);
     const rows: NewPsk[] = new Array<NewPsk>(size);
     for (let i = 0; i < size; i++) {
       const { pid, pps } = draw();
       rows[i] = { pid, pps: new Secret(pps), batch };
     }
-    inFlight += size;
-    const p = store.psks
-      .insertMany(rows, { actor, source: 'generate' })
-      .then((r) => ({ size, inserted: r.inserted, duplicates: r.duplicates.length }));
-    // Awaited by the loop below; this only keeps a rejection from being reported as unhandled.
-    p.catch(() => undefined);
-    pending.push(p);
-  };
-  try {
-    while (generated < count) {
-      while (pending.length < 2 && generated + inFlight < count) {
-        options.signal?.throwIfAborted();
-        submit(Math.min(chunkSize, count - generated - inFlight));
-      }
-      const next = pending.shift();
-      if (next === undefined) break;
-      const done = await next;
-      inFlight -= done.size;
-      generated += done.inserted;
-      collisions += done.duplicates;
-      // A CSPRNG never stalls; a broken source (or a full PID space) must not loop forever.
-      stalled = done.inserted === 0 ? stalled + 1 : 0;
-      if (stalled >= 10) {
-        throw new ScsError('SCS_STORE_FAILED', 'PSK generation made no progress: every drawn PID already exists');
-      }
-      options.onProgress?.(generated, count);
+    const result = await store.psks.insertMany(rows, { actor, source: 'generate' });
+    generated += result.inserted;
+    collisions += result.duplicates.length;
+    // A CSPRNG never stalls; a broken source (or a full PID space) must not loop forever.
+    stalled = result.inserted === 0 ? stalled + 1 : 0;
+    if (stalled >= 10) {
+      throw new ScsError('SCS_STORE_FAILED', 'PSK generation made no progress: every drawn PID already exists');
     }
-  } finally {
-    // On failure, let the other chunk finish (or fail) first: no write outlives the call.
-    await Promise.allSettled(pending);
+    options.onProgress?.(generated, count);
   }
   return { batch, generated, collisions };
 }

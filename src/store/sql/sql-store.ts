@@ -33,8 +33,6 @@ import type {
 import type { AuditLogTable, PsksTable, StoreDb } from './schema.ts';
 import { sqlProvisioning } from '../provisioning/sql-provisioning.ts';
 import type { ProvisioningRepositories } from '../provisioning/types.ts';
-import { SqlTokens } from '../tokens/sql-tokens.ts';
-import type { TokenRepository } from '../tokens/tokens.ts';
 
 /** A row for `psks` as written (pps already sealed). */
 export interface PskInsertRow {
@@ -73,6 +71,8 @@ const INSERT_CHUNK = 500;
 const LIST_DEFAULT = 1000;
 const LIST_MAX = 10_000;
 const ITERATE_CHUNK = 1000;
+/** PSKs sealed per worker round trip inside insertMany. */
+const SEAL_SLICE = 5000;
 const AUDIT_LIST_DEFAULT = 100;
 /** States a PSK may enter the database in; in_use needs a running job and a prior state. */
 const INITIAL_STATES: readonly PskState[] = ['available', 'exported', 'consumed', 'revoked', 'transferred'];
@@ -105,7 +105,6 @@ export class SqlStore implements Store {
   readonly escrow: ProvisioningRepositories['escrow'];
   readonly ca: ProvisioningRepositories['ca'];
   readonly pskBindings: ProvisioningRepositories['pskBindings'];
-  readonly tokens: TokenRepository;
   readonly #ctx: Context;
   #closed = false;
 
@@ -123,7 +122,6 @@ export class SqlStore implements Store {
       ca: this.ca,
       pskBindings: this.pskBindings,
     } = sqlProvisioning(this.#ctx, (c) => new TxStore(c)));
-    this.tokens = new SqlTokens(this.#ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
@@ -151,7 +149,6 @@ class TxStore implements Store {
   readonly escrow: ProvisioningRepositories['escrow'];
   readonly ca: ProvisioningRepositories['ca'];
   readonly pskBindings: ProvisioningRepositories['pskBindings'];
-  readonly tokens: TokenRepository;
 
   constructor(ctx: Context) {
     this.engine = ctx.engine.name;
@@ -166,7 +163,6 @@ class TxStore implements Store {
       ca: this.ca,
       pskBindings: this.pskBindings,
     } = sqlProvisioning(ctx, (c) => new TxStore(c)));
-    this.tokens = new SqlTokens(ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
@@ -274,10 +270,11 @@ class SqlPsks implements PskRepository {
         checkBatchName(row.batch);
         batches.add(row.batch);
       }
-      const state = row.state ?? 'available';
-      checkState(state, 'initial state');
-      if (!INITIAL_STATES.includes(state)) {
-        throw new ScsError('SCS_PSK_STATE_INVALID', `a PSK cannot enter the database as ${state}`);
+      if (row.state !== undefined) {
+        checkState(row.state, 'initial state');
+        if (!INITIAL_STATES.includes(row.state)) {
+          throw new ScsError('SCS_PSK_STATE_INVALID', `a PSK cannot enter the database as ${row.state}`);
+        }
       }
       const earlier = first.get(row.pid);
       if (earlier === undefined) first.set(row.pid, row);
@@ -286,32 +283,57 @@ class SqlPsks implements PskRepository {
         if (earlier.pps.reveal() !== row.pps.reveal()) conflicts.push(row.pid);
       }
     }
-    // Seal before the transaction (the CPU-heavy part, on a worker thread for big batches), so
-    // the write lock is held only for the inserts.
     const now = nowIso();
-    const offered = [...first.values()];
-    const blobs = await ctx.box.sealMany(
-      offered.map((r) => Buffer.from(r.pps.reveal(), 'latin1')),
-      offered.map((r) => r.pid),
-    );
-    const sealed: PskInsertRow[] = offered.map((row, i) => ({
-      pid: row.pid,
-      pps: blobs[i] as Buffer,
-      batch: row.batch,
-      state: row.state ?? 'available',
-      created_at: now,
-      updated_at: now,
-    }));
-    // Key order keeps B-tree inserts into the PID index local (fewer pages touched per chunk).
-    sealed.sort((a, b) => (a.pid < b.pid ? -1 : a.pid > b.pid ? 1 : 0));
+    // Key order halves the cost of inserting into the PID index (each B-tree page is visited
+    // once per slice, while it is hot). A plain sort of the strings avoids a JS comparator.
+    const offered = [...first.keys()].sort().map((pid) => first.get(pid) as NewPsk);
+    const sealSlice = async (slice: readonly NewPsk[]): Promise<PskInsertRow[]> => {
+      const blobs = await ctx.box.sealMany(
+        slice.map((r) => r.pps.reveal()),
+        slice.map((r) => r.pid),
+      );
+      return slice.map((row, i) => ({
+        pid: row.pid,
+        pps: blobs[i] as Buffer,
+        batch: row.batch,
+        state: row.state ?? 'available',
+        created_at: now,
+        updated_at: now,
+      }));
+    };
+    const slices = chunks(offered, SEAL_SLICE);
+    // Sealing slice k+1 (worker thread) overlaps inserting slice k (database), so one big
+    // transaction costs about the larger of the two, not their sum.
+    let next: Promise<PskInsertRow[]> | undefined = slices[0] ? sealSlice(slices[0]) : undefined;
+    next?.catch(() => undefined);
     return write(ctx, async (tx) => {
       await tx.q
         .insertInto('batches')
         .values([...batches].map((name) => ({ name, created_at: now, profile: null })))
         .onConflict((oc) => oc.column('name').doNothing())
         .execute();
-      const inserted = new Set(await insertRows(tx, sealed));
-      const existing = sealed.filter((r) => !inserted.has(r.pid)).map((r) => r.pid);
+      // The common case inserts every row; PIDs are only collected when some were skipped.
+      let insertedCount = 0;
+      const existing: string[] = [];
+      const byBatch = new Map<string, Pid[]>();
+      for (let i = 0; next !== undefined; i++) {
+        const rows: PskInsertRow[] = await next;
+        const following = slices[i + 1];
+        next = following === undefined ? undefined : sealSlice(following);
+        next?.catch(() => undefined); // awaited on the next turn; never an unhandled rejection
+        const got = await insertRows(tx, rows);
+        insertedCount += got.length;
+        const insertedHere = got.length === rows.length ? undefined : new Set(got);
+        for (const r of rows) {
+          if (insertedHere !== undefined && !insertedHere.has(r.pid)) {
+            existing.push(r.pid);
+            continue;
+          }
+          let list = byBatch.get(r.batch);
+          if (list === undefined) byBatch.set(r.batch, (list = []));
+          list.push(r.pid as Pid);
+        }
+      }
       for (const part of chunks(existing, IN_CHUNK)) {
         const stored = await tx.q.selectFrom('psks').select(['pid', 'pps']).where('pid', 'in', part).execute();
         for (const s of stored) {
@@ -321,13 +343,6 @@ class SqlPsks implements PskRepository {
             conflicts.push(s.pid as Pid);
           }
         }
-      }
-      const byBatch = new Map<string, Pid[]>();
-      for (const r of sealed) {
-        if (!inserted.has(r.pid)) continue;
-        const list = byBatch.get(r.batch) ?? [];
-        list.push(r.pid as Pid);
-        byBatch.set(r.batch, list);
       }
       const entries: AuditEntryInput[] = [];
       for (const [batch, pids] of byBatch) {
@@ -341,7 +356,7 @@ class SqlPsks implements PskRepository {
         }
       }
       await appendAudit(tx, entries);
-      return { inserted: inserted.size, duplicates, conflicts };
+      return { inserted: insertedCount, duplicates, conflicts };
     });
   }
 
