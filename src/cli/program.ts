@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerAuditCommands } from './audit.ts';
 import { addConfigOptions } from './context.ts';
+import { registerDemoCommands } from './demo.ts';
 import { registerDeviceCommands } from './device.ts';
 import { registerHelloCommands } from './hello.ts';
 import type { Io } from './io.ts';
@@ -27,5 +28,6 @@ export function buildProgram(io: Io): Command {
   registerProfileCommands(program, io);
   registerDeviceCommands(program, io);
   registerJobCommands(program, io);
+  registerDemoCommands(program, io);
   return program;
 }
