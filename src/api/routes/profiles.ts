@@ -3,9 +3,7 @@ import {
   type FastifyPluginCallbackTypebox,
   type Static,
   type TBoolean,
-  type TNull,
   type TOptional,
-  type TUnion,
 } from '@fastify/type-provider-typebox';
 import { isScsError, ScsError } from '../../errors.ts';
 import { Secret } from '../../secret.ts';
@@ -65,19 +63,17 @@ const SecretsCreate = Type.Object(
   Object.fromEntries(
     PROFILE_SECRET_NAMES.map((n) => [n, Type.Optional({ ...SecretValue, description: secretDescriptions[n] })]),
   ) as Record<ProfileSecretName, TOptional<typeof SecretValue>>,
-  { additionalProperties: false, description: 'write-only: responses only say which are set' },
+  { additionalProperties: false, description: 'write-only: responses only say which are set; absent keeps a secret' },
 );
-const SecretsChange = Type.Object(
-  Object.fromEntries(
-    PROFILE_SECRET_NAMES.map((n) => [
-      n,
-      Type.Optional(
-        Type.Union([SecretValue, Type.Null()], { description: `${secretDescriptions[n]}; null removes it` }),
-      ),
-    ]),
-  ) as Record<ProfileSecretName, TOptional<TUnion<[typeof SecretValue, TNull]>>>,
-  { additionalProperties: false, description: 'write-only; a value sets, null removes, absent keeps' },
-);
+/**
+ * Removing a secret is its own list rather than `null`: the validator coerces types for query
+ * strings, and would read "" or false as null (a removal nobody asked for).
+ */
+const RemoveSecrets = Type.Array(Type.Union(PROFILE_SECRET_NAMES.map((n) => Type.Literal(n))), {
+  uniqueItems: true,
+  maxItems: PROFILE_SECRET_NAMES.length,
+  description: 'secrets to remove',
+});
 
 export const ProfileSchema = Type.Object(
   {
@@ -106,12 +102,19 @@ function profileBody(p: ProfileRow): Static<typeof ProfileSchema> {
 
 function profileInput(
   settings: Readonly<Record<string, unknown>> | undefined,
-  secrets: Partial<Record<ProfileSecretName, string | null>> | undefined,
+  secrets: Partial<Record<ProfileSecretName, string>> | undefined,
+  remove: readonly ProfileSecretName[] = [],
 ): ProfileInput {
   const sealed: Partial<Record<ProfileSecretName, Secret<string> | null>> = {};
   for (const name of PROFILE_SECRET_NAMES) {
     const v = secrets?.[name];
-    if (v !== undefined) sealed[name] = v === null ? null : new Secret(v);
+    if (v !== undefined && remove.includes(name)) {
+      throw new ScsError('SCS_ARGUMENT_INVALID', `secret ${name} is both set and removed`, {
+        details: { field: `body/removeSecrets` },
+      });
+    }
+    if (v !== undefined) sealed[name] = new Secret(v);
+    else if (remove.includes(name)) sealed[name] = null;
   }
   return { ...(settings === undefined ? {} : { settings }), secrets: sealed };
 }
@@ -202,7 +205,11 @@ export const profileRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, {
         params: Type.Object({ name: ProfileName }),
         headers: IfMatch,
         body: Type.Object(
-          { settings: Type.Optional(SettingsChanges), secrets: Type.Optional(SecretsChange) },
+          {
+            settings: Type.Optional(SettingsChanges),
+            secrets: Type.Optional(SecretsCreate),
+            removeSecrets: Type.Optional(RemoveSecrets),
+          },
           { additionalProperties: false },
         ),
         response: {
@@ -220,10 +227,14 @@ export const profileRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, {
       const expectedVersion = checkIfMatch(request.headers['if-match'], current.version, `profile "${name}"`);
       let p: ProfileRow;
       try {
-        p = await store.profiles.update(name, profileInput(request.body.settings, request.body.secrets), {
-          actor,
-          expectedVersion,
-        });
+        p = await store.profiles.update(
+          name,
+          profileInput(request.body.settings, request.body.secrets, request.body.removeSecrets),
+          {
+            actor,
+            expectedVersion,
+          },
+        );
       } catch (e) {
         // Changed between our read and the update: the same answer as a stale If-Match.
         if (isScsError(e, 'SCS_PROFILE_CONFLICT')) {
