@@ -1,5 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { runnerEventSource } from './api/events.ts';
+import { startApi, type StartedApi } from './api/server.ts';
 import type { Config } from './config.ts';
 import { createCaMaterial, loadCa, type Ca } from './crypto/ca.ts';
 import { createHelloListener, type HelloListener } from './hello/listener.ts';
@@ -23,6 +25,8 @@ export interface ServerOptions {
   readonly actor?: string;
   /** Runner tuning (tests shorten back-off and verification). */
   readonly runner?: Pick<RunnerOptions, 'backoff' | 'verifyRetries' | 'nodeId'>;
+  /** Also serve the REST API on config.apiHost:apiPort (serve does; tests that need no API leave it off). */
+  readonly api?: boolean;
 }
 
 export interface Server {
@@ -34,6 +38,8 @@ export interface Server {
   readonly metrics: Metrics;
   /** Where the hello listener is bound (port 0 in the config: the port picked). */
   readonly helloAddress: AddressInfo;
+  /** The REST API, when `options.api` asked for it. */
+  readonly api: StartedApi | undefined;
   readonly masterKey: { readonly file: string; readonly created: boolean };
   readonly caCreated: boolean;
   /** Unfinished jobs picked up at start. */
@@ -60,6 +66,7 @@ export async function startServer(config: Config, options: ServerOptions): Promi
   const { store, masterKey } = await openStore(config, log);
   let listener: HelloListener | undefined;
   let runner: Runner | undefined;
+  let api: StartedApi | undefined;
   try {
     const { ca, created: caCreated } = await ensureCa(store, actor);
     runner = createRunner({ store, ca, config, log, metrics, actor, ...options.runner });
@@ -84,6 +91,16 @@ export async function startServer(config: Config, options: ServerOptions): Promi
       },
     });
     const helloAddress = await listener.listen();
+    if (options.api === true) {
+      api = await startApi({
+        config,
+        store,
+        log,
+        metrics: metrics.registry,
+        provisioningEvents: runnerEventSource(runner),
+      });
+    }
+    const a = api;
     const resumed = await runner.resume();
     let stopping: Promise<void> | undefined;
     const l = listener;
@@ -95,11 +112,13 @@ export async function startServer(config: Config, options: ServerOptions): Promi
       listener,
       metrics,
       helloAddress,
+      api,
       masterKey,
       caCreated,
       resumed,
       stop(stopOptions = {}) {
         stopping ??= (async () => {
+          await a?.close();
           await l.close();
           await r.stop(stopOptions);
           await store.close();
@@ -108,6 +127,7 @@ export async function startServer(config: Config, options: ServerOptions): Promi
       },
     };
   } catch (error) {
+    await api?.close();
     await listener?.close();
     await runner?.stop({ graceMs: 0 });
     await store.close();

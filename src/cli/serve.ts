@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import type { Command } from 'commander';
+import { ensureBootstrapToken } from '../api/tokens.ts';
 import { ScsError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { startServer } from '../main.ts';
@@ -37,7 +38,7 @@ export function registerServeCommands(program: Command, io: Io): void {
       const actor = cliActor().replace(/^cli:/, 'scs:');
       // Signals that arrive while starting still stop the server once it is up.
       const stopSignal = Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
-      const server = await startServer(config, { log, actor });
+      const server = await startServer(config, { log, actor, api: true });
       if (server.masterKey.created) {
         io.err(`created master key ${server.masterKey.file} (mode 0600)`);
         io.err('  back it up now, apart from the database: without it the PSK database cannot be read');
@@ -52,6 +53,13 @@ export function registerServeCommands(program: Command, io: Io): void {
         io.err(
           `warning: profile "${config.profile}" has no current MEBx password: only devices whose hello says the ` +
             `password is still the factory one can be configured (amt-scs profile set ${config.profile} --current-mebx-password-env VAR)`,
+        );
+      }
+      // First start: one admin API token, printed once and written to <dataDir>/admin.token (0600).
+      await ensureBootstrapToken(server.store, config, io);
+      if (server.api !== undefined) {
+        io.err(
+          `amt-scs: REST API on ${server.api.url}/api/v1 (OpenAPI ${server.api.url}/openapi.json, docs ${server.api.url}/docs)`,
         );
       }
       const { address, port } = server.helloAddress;
