@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyRequest, preValidationHookHandler } from 'fastify';
 import type { Config } from '../config.ts';
 import { ScsError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -54,3 +54,9 @@ export function principalOf(request: FastifyRequest): Principal {
   if (request.principal === null) throw new ScsError('SCS_UNAUTHENTICATED', 'this route needs an API token');
   return request.principal;
 }
+
+/** For POST routes whose body is all optional: no body at all counts as `{}`. */
+export const emptyBodyIsObject: preValidationHookHandler = (request, _reply, done) => {
+  if (request.body === undefined || request.body === null) request.body = {};
+  done();
+};

@@ -3,7 +3,7 @@ import { ScsError } from '../../errors.ts';
 import { formatPid } from '../../psk/pid.ts';
 import { DEVICE_STATES, type DeviceRow } from '../../store/provisioning/types.ts';
 import { can } from '../access.ts';
-import { principalOf, type RouteOptions } from '../context.ts';
+import { emptyBodyIsObject, principalOf, type RouteOptions } from '../context.ts';
 import { AuditEntrySchema, Nullable, problemResponse, ref } from '../schemas.ts';
 import { auditBody } from './audit.ts';
 
@@ -186,19 +186,18 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { 
     '/devices/:uuid/reveal-password',
     {
       config: { permission: 'secret.reveal' },
+      preValidation: emptyBodyIsObject,
       schema: {
         tags: ['devices'],
         summary: 'Reveal the admin user and password the device uses (audited device.reveal_password)',
         params: UuidParam,
-        body: Type.Optional(
-          Type.Object(
-            {
-              reason: Type.Optional(
-                Type.String({ minLength: 1, maxLength: 200, description: 'recorded in the audit entry' }),
-              ),
-            },
-            { additionalProperties: false },
-          ),
+        body: Type.Object(
+          {
+            reason: Type.Optional(
+              Type.String({ minLength: 1, maxLength: 200, description: 'recorded in the audit entry' }),
+            ),
+          },
+          { additionalProperties: false },
         ),
         response: {
           200: Type.Object({ uuid: Type.String(), username: Type.String(), password: Type.String() }),
@@ -209,7 +208,7 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { 
     async (request) => {
       const { actor } = principalOf(request);
       const d = await require(request.params.uuid);
-      const reason = request.body?.reason;
+      const reason = request.body.reason;
       const r = await store.devices.revealAdminPassword(d.uuid, { actor, ...(reason === undefined ? {} : { reason }) });
       return { uuid: r.uuid, username: r.username, password: r.password.reveal() };
     },

@@ -5,7 +5,7 @@ import { formatPps } from '../../psk/pps.ts';
 import { generatePsks, GENERATE_MAX, revokePsks } from '../../psk/service.ts';
 import { checkBatchName, defaultBatchName } from '../../store/batch.ts';
 import type { PskRow } from '../../store/store.ts';
-import { principalOf, type RouteOptions } from '../context.ts';
+import { emptyBodyIsObject, principalOf, type RouteOptions } from '../context.ts';
 import { readPskCounts } from '../counts.ts';
 import {
   PidInput,
@@ -124,19 +124,18 @@ export const pskRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { ctx
     '/psks/:pid/reveal',
     {
       config: { permission: 'secret.reveal' },
+      preValidation: emptyBodyIsObject,
       schema: {
         tags: ['psks'],
         summary: 'Reveal the PPS of one PSK (audited as psk.reveal with the token name)',
         params: PidParams,
-        body: Type.Optional(
-          Type.Object(
-            {
-              purpose: Type.Optional(
-                Type.String({ minLength: 1, maxLength: 200, description: 'recorded in the audit entry' }),
-              ),
-            },
-            { additionalProperties: false },
-          ),
+        body: Type.Object(
+          {
+            purpose: Type.Optional(
+              Type.String({ minLength: 1, maxLength: 200, description: 'recorded in the audit entry' }),
+            ),
+          },
+          { additionalProperties: false },
         ),
         response: {
           200: Type.Object({
@@ -150,7 +149,7 @@ export const pskRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { ctx
     async (request) => {
       const p = principalOf(request);
       const pid = parsePid(request.params.pid);
-      const purpose = request.body?.purpose;
+      const purpose = request.body.purpose;
       const pps = await store.psks.reveal(pid, {
         actor: p.actor,
         purpose: purpose === undefined ? 'api' : `api: ${purpose}`,
