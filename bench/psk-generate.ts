@@ -4,7 +4,7 @@
  * prints one JSON line: {count, seconds, pairsPerSecond, peakRssMB, dbBytes, ...}; a readable
  * line goes to stderr. Usage: node --import tsx bench/psk-generate.ts [count] [--keep]
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { generatePsks } from '../src/psk/service.ts';
@@ -24,12 +24,32 @@ function fileBytes(file: string): number {
   }
 }
 
+/**
+ * CPU seconds of this process's main thread (Linux /proc; null elsewhere). On a busy machine
+ * wall time says little; the main thread's CPU is the floor of the wall time on an idle one,
+ * since the database work is single-threaded and the sealing runs on a second core.
+ */
+function mainThreadCpuSeconds(): number | null {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
+    return Number.isFinite(ticks) ? ticks / 100 : null; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
+}
+
 try {
   const { store } = await openStore({ db: `sqlite:${dbFile}`, masterKeyFile: path.join(dir, 'master.key') });
   const load = loadavg()[0] ?? 0;
+  const cpuStart = process.cpuUsage();
+  const mainStart = mainThreadCpuSeconds();
   const started = performance.now();
   const result = await generatePsks(store, { count, batch: 'bench', actor: 'bench' });
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  const mainEnd = mainThreadCpuSeconds();
   const closeStarted = performance.now();
   await store.close();
   const closeSeconds = (performance.now() - closeStarted) / 1000;
@@ -40,12 +60,15 @@ try {
     peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
     dbBytes: fileBytes(dbFile) + fileBytes(`${dbFile}-wal`),
     collisions: result.collisions,
+    cpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(2)),
+    mainThreadCpuSeconds: mainStart === null || mainEnd === null ? null : Number((mainEnd - mainStart).toFixed(2)),
     closeSeconds: Number(closeSeconds.toFixed(3)),
     loadAverageAtStart: Number(load.toFixed(2)),
   };
   process.stderr.write(
     `generated ${out.count} PSKs in ${out.seconds} s (${out.pairsPerSecond}/s), peak RSS ${out.peakRssMB} MB, ` +
-      `database ${(out.dbBytes / 1e6).toFixed(1)} MB, ${out.collisions} PID collisions re-drawn\n`,
+      `database ${(out.dbBytes / 1e6).toFixed(1)} MB, ${out.collisions} PID collisions re-drawn; ` +
+      `CPU ${out.cpuSeconds} s (main thread ${out.mainThreadCpuSeconds ?? '?'} s), load average ${out.loadAverageAtStart}\n`,
   );
   process.stdout.write(`${JSON.stringify(out)}\n`);
 } finally {

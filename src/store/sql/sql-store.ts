@@ -33,6 +33,8 @@ import type {
 import type { AuditLogTable, PsksTable, StoreDb } from './schema.ts';
 import { sqlProvisioning } from '../provisioning/sql-provisioning.ts';
 import type { ProvisioningRepositories } from '../provisioning/types.ts';
+import { SqlTransfers } from '../transfers/sql-transfers.ts';
+import type { TransferRepository } from '../transfers/transfers.ts';
 
 /** A row for `psks` as written (pps already sealed). */
 export interface PskInsertRow {
@@ -54,8 +56,9 @@ export interface SqlEngine {
    */
   readonly lockRows: boolean;
   /**
-   * Optional hot path for bulk inserts: inserts `rows` (ON CONFLICT (pid) DO NOTHING) and returns
-   * the PIDs actually inserted. Called only inside a write transaction, on its connection.
+   * Optional hot path for bulk inserts: inserts `rows` (distinct PIDs; ON CONFLICT (pid) DO
+   * NOTHING) and returns the PIDs skipped because they already existed. Called only inside a
+   * write transaction, on its connection.
    */
   readonly insertPsks?: (rows: readonly PskInsertRow[]) => string[];
   /** Releases the connection(s) after the Kysely instance is destroyed. */
@@ -105,6 +108,7 @@ export class SqlStore implements Store {
   readonly escrow: ProvisioningRepositories['escrow'];
   readonly ca: ProvisioningRepositories['ca'];
   readonly pskBindings: ProvisioningRepositories['pskBindings'];
+  readonly transfers: TransferRepository;
   readonly #ctx: Context;
   #closed = false;
 
@@ -122,6 +126,7 @@ export class SqlStore implements Store {
       ca: this.ca,
       pskBindings: this.pskBindings,
     } = sqlProvisioning(this.#ctx, (c) => new TxStore(c)));
+    this.transfers = new SqlTransfers(this.#ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
@@ -149,6 +154,7 @@ class TxStore implements Store {
   readonly escrow: ProvisioningRepositories['escrow'];
   readonly ca: ProvisioningRepositories['ca'];
   readonly pskBindings: ProvisioningRepositories['pskBindings'];
+  readonly transfers: TransferRepository;
 
   constructor(ctx: Context) {
     this.engine = ctx.engine.name;
@@ -163,6 +169,7 @@ class TxStore implements Store {
       ca: this.ca,
       pskBindings: this.pskBindings,
     } = sqlProvisioning(ctx, (c) => new TxStore(c)));
+    this.transfers = new SqlTransfers(ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
@@ -297,7 +304,7 @@ class SqlPsks implements PskRepository {
         pps: blobs[i] as Buffer,
         batch: row.batch,
         state: row.state ?? 'available',
-        created_at: now,
+        created_at: row.createdAt?.toISOString() ?? now,
         updated_at: now,
       }));
     };
@@ -321,11 +328,11 @@ class SqlPsks implements PskRepository {
         const following = slices[i + 1];
         next = following === undefined ? undefined : sealSlice(following);
         next?.catch(() => undefined); // awaited on the next turn; never an unhandled rejection
-        const got = await insertRows(tx, rows);
-        insertedCount += got.length;
-        const insertedHere = got.length === rows.length ? undefined : new Set(got);
+        const skippedPids = await insertRows(tx, rows);
+        insertedCount += rows.length - skippedPids.length;
+        const skipped = skippedPids.length === 0 ? undefined : new Set(skippedPids);
         for (const r of rows) {
-          if (insertedHere !== undefined && !insertedHere.has(r.pid)) {
+          if (skipped?.has(r.pid)) {
             existing.push(r.pid);
             continue;
           }
@@ -466,9 +473,10 @@ function filtered(q: Kysely<StoreDb>, filter: PskFilter) {
   return s;
 }
 
+/** Inserts rows with distinct PIDs, skipping PIDs that exist; returns the skipped PIDs. */
 async function insertRows(ctx: Context, rows: readonly PskInsertRow[]): Promise<string[]> {
   if (ctx.engine.insertPsks) return ctx.engine.insertPsks(rows);
-  const out: string[] = [];
+  const skipped: string[] = [];
   for (const part of chunks(rows, INSERT_CHUNK)) {
     const got = await ctx.q
       .insertInto('psks')
@@ -476,9 +484,11 @@ async function insertRows(ctx: Context, rows: readonly PskInsertRow[]): Promise<
       .onConflict((oc) => oc.column('pid').doNothing())
       .returning('pid')
       .execute();
-    for (const g of got) out.push(g.pid);
+    if (got.length === part.length) continue;
+    const inserted = new Set(got.map((g) => g.pid));
+    for (const r of part) if (!inserted.has(r.pid)) skipped.push(r.pid);
   }
-  return out;
+  return skipped;
 }
 
 interface MoveRow {
