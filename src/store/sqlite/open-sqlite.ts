@@ -65,7 +65,11 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Open
     if (before > 0) await unwrapAll(db, masterKey);
     await db.transaction().execute(async (trx) => {
       const result = await migrate(trx, migrations);
-      if (result.from !== result.to) log?.info({ file, from: result.from, to: result.to }, 'database schema migrated');
+      if (result.from !== result.to) {
+        // Creating a new database is routine (debug); upgrading an existing one is news (info).
+        const level = result.from === 0 ? 'debug' : 'info';
+        log?.[level]({ file, from: result.from, to: result.to }, 'database schema migrated');
+      }
       const keys = await trx.selectFrom('data_keys').select('key_id').execute();
       if (keys.length === 0) {
         const used = await trx.selectFrom('psks').select('id').limit(1).executeTakeFirst();
