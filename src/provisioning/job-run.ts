@@ -24,7 +24,7 @@ import { finishFailed, finishSucceeded } from './outcome.ts';
 import { plan, type StepName } from './plan.ts';
 import { isRetryable, withRetries } from './retry.ts';
 import { STEPS } from './steps/index.ts';
-import { verifyDevice, type VerifyResult } from './steps/verify.ts';
+import { servedCertificate, verifyDevice, type VerifyResult } from './steps/verify.ts';
 
 /** What one job needs from the runner. */
 export interface JobRunDeps {
@@ -164,6 +164,7 @@ async function afterCommit(deps: JobRunDeps, ctx: Context): Promise<{ credential
     await ctx.persist({ commitSent: false });
     throw new RestartJob('the device is still In after CommitChanges: its pending settings were lost');
   }
+  if (ctx.data.tlsContextReused === true && ctx.data.tls === true) ctx.note(await servedCertificate(ctx));
   deps.onStep?.(ctx.job, 'verify');
   return { credentials: result.credentials };
 }

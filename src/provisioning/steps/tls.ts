@@ -45,6 +45,7 @@ export const tlsStep: Step = {
       // certificate in it was issued by the same CA for the same name, so verification holds.
       if (!(isScsError(error, 'SCS_WSMAN_FAULT') && /AlreadyExists/.test(String(error.details.subcode)))) throw error;
       ctx.log.warn('a TLS credential context exists already; keeping it');
+      ctx.note({ tlsContextReused: true });
     }
     const settings = await ctx.call(getTlsSettingData());
     await ctx.call(putTlsSettingData(settings.instance, { enabled: true }));

@@ -1,4 +1,5 @@
 import type { AmtClient } from '../../amt/client.ts';
+import { connectTls } from '../../amt/tls-psk.ts';
 import { getSetupAndConfigurationService, ProvisioningState } from '../../amt/wsman/ops/setup-and-configuration.ts';
 import { isScsError, ScsError } from '../../errors.ts';
 import type { Pid } from '../../psk/pid.ts';
@@ -129,4 +130,35 @@ export async function verifyDevice(
         ctx.log.debug({ attempt, waitMs, code: isScsError(e) ? e.code : undefined }, 'verify: trying again'),
     },
   );
+}
+
+/**
+ * The certificate the device serves now, read from a TLS handshake (pinned to the SCS CA): used
+ * when the credential context of an earlier attempt was kept, so the device record names the
+ * certificate in use, not the one issued last.
+ */
+export async function servedCertificate(
+  ctx: JobContext,
+): Promise<{ readonly certPem: string; readonly certFingerprint: string; readonly certNotAfter: string }> {
+  const socket = await connectTls({
+    host: ctx.address,
+    port: ctx.config.amtTlsPort,
+    ca: ctx.ca.certPem,
+    servername: fqdn(ctx.data.hostName ?? '', ctx.data.domainName ?? ''),
+    minVersion: ctx.config.tlsMinVersion,
+    maxVersion: ctx.config.tlsMaxVersion,
+    timeoutMs: ctx.config.connectTimeoutMs,
+    signal: ctx.signal,
+  });
+  try {
+    const cert = socket.getPeerX509Certificate();
+    if (cert === undefined) throw new ScsError('SCS_VERIFY_FAILED', 'the device served no certificate');
+    return {
+      certPem: cert.toString(),
+      certFingerprint: cert.fingerprint256.replaceAll(':', '').toLowerCase(),
+      certNotAfter: new Date(cert.validTo).toISOString(),
+    };
+  } finally {
+    socket.destroy();
+  }
 }

@@ -172,6 +172,8 @@ export interface JobData {
   readonly certPem?: string;
   readonly certFingerprint?: string;
   readonly certNotAfter?: string;
+  /** Create AMT_TLSCredentialContext found one from an earlier attempt: the certificate in use is read back at verification. */
+  readonly tlsContextReused?: boolean;
   /** Times the job started over from the first step (a lost session, a device found still In after commit). */
   readonly restarts?: number;
   /** Admin user name the device will use after commit. */
