@@ -33,6 +33,8 @@ import type {
 import type { AuditLogTable, PsksTable, StoreDb } from './schema.ts';
 import { sqlProvisioning } from '../provisioning/sql-provisioning.ts';
 import type { ProvisioningRepositories } from '../provisioning/types.ts';
+import { SqlTokens } from '../tokens/sql-tokens.ts';
+import type { TokenRepository } from '../tokens/tokens.ts';
 import { SqlTransfers } from '../transfers/sql-transfers.ts';
 import type { TransferRepository } from '../transfers/transfers.ts';
 
@@ -108,6 +110,7 @@ export class SqlStore implements Store {
   readonly escrow: ProvisioningRepositories['escrow'];
   readonly ca: ProvisioningRepositories['ca'];
   readonly pskBindings: ProvisioningRepositories['pskBindings'];
+  readonly tokens: TokenRepository;
   readonly transfers: TransferRepository;
   readonly #ctx: Context;
   #closed = false;
@@ -126,6 +129,7 @@ export class SqlStore implements Store {
       ca: this.ca,
       pskBindings: this.pskBindings,
     } = sqlProvisioning(this.#ctx, (c) => new TxStore(c)));
+    this.tokens = new SqlTokens(this.#ctx);
     this.transfers = new SqlTransfers(this.#ctx);
   }
 
@@ -154,6 +158,7 @@ class TxStore implements Store {
   readonly escrow: ProvisioningRepositories['escrow'];
   readonly ca: ProvisioningRepositories['ca'];
   readonly pskBindings: ProvisioningRepositories['pskBindings'];
+  readonly tokens: TokenRepository;
   readonly transfers: TransferRepository;
 
   constructor(ctx: Context) {
@@ -169,6 +174,7 @@ class TxStore implements Store {
       ca: this.ca,
       pskBindings: this.pskBindings,
     } = sqlProvisioning(ctx, (c) => new TxStore(c)));
+    this.tokens = new SqlTokens(ctx);
     this.transfers = new SqlTransfers(ctx);
   }
 
