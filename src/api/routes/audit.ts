@@ -2,7 +2,7 @@ import { Type, type FastifyPluginCallbackTypebox } from '@fastify/type-provider-
 import { formatPid, parsePid } from '../../psk/pid.ts';
 import type { AuditEntry } from '../../store/store.ts';
 import type { RouteOptions } from '../context.ts';
-import { AuditEntrySchema, PidInput, ref } from '../schemas.ts';
+import { AuditEntrySchema, PidInput, ref, StringEnum } from '../schemas.ts';
 
 export const AUDIT_PAGE_MAX = 1000;
 
@@ -36,10 +36,10 @@ export const auditRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { c
             action: Type.Optional(
               Type.String({ minLength: 1, maxLength: 100, description: 'psk.generate, psk.reveal, token.create, ...' }),
             ),
-            order: Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'desc' }),
+            order: Type.Optional(StringEnum(['asc', 'desc'], { default: 'desc' })),
             after: Type.Optional(Type.Integer({ minimum: 0 })),
             before: Type.Optional(Type.Integer({ minimum: 1 })),
-            limit: Type.Integer({ minimum: 1, maximum: AUDIT_PAGE_MAX, default: 100 }),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: AUDIT_PAGE_MAX, default: 100 })),
           },
           { additionalProperties: false },
         ),
@@ -53,17 +53,19 @@ export const auditRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { c
     },
     async (request) => {
       const q = request.query;
+      // The validator fills defaults in; the types cannot know.
+      const limit = q.limit ?? 100;
       const rows = await ctx.store.audit.list({
-        order: q.order,
-        limit: q.limit + 1,
+        order: q.order ?? 'desc',
+        limit: limit + 1,
         ...(q.pid === undefined ? {} : { pid: parsePid(q.pid) }),
         ...(q.action === undefined ? {} : { action: q.action }),
         ...(q.after === undefined ? {} : { afterSeq: q.after }),
         ...(q.before === undefined ? {} : { beforeSeq: q.before }),
       });
-      const page = rows.slice(0, q.limit);
+      const page = rows.slice(0, limit);
       const last = page.at(-1);
-      return { items: page.map(auditBody), next: rows.length > q.limit && last !== undefined ? last.seq : null };
+      return { items: page.map(auditBody), next: rows.length > limit && last !== undefined ? last.seq : null };
     },
   );
 

@@ -4,7 +4,7 @@ import { formatPid } from '../../psk/pid.ts';
 import { DEVICE_STATES, type DeviceRow } from '../../store/provisioning/types.ts';
 import { can } from '../access.ts';
 import { emptyBodyIsObject, principalOf, type RouteOptions } from '../context.ts';
-import { AuditEntrySchema, Nullable, problemResponse, ref } from '../schemas.ts';
+import { AuditEntrySchema, Nullable, problemResponse, ref, StringEnum } from '../schemas.ts';
 import { auditBody } from './audit.ts';
 
 export const DEVICE_PAGE_MAX = 1000;
@@ -12,10 +12,10 @@ const UUID = '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A
 const UuidParam = Type.Object({
   uuid: Type.String({ pattern: UUID, description: 'device UUID (text form, protocol.md §1c)' }),
 });
-export const DeviceStateSchema = Type.Union(
-  DEVICE_STATES.map((s) => Type.Literal(s)),
-  { $id: 'DeviceState', description: 'provisioning | provisioned | failed | unverified' },
-);
+export const DeviceStateSchema = StringEnum(DEVICE_STATES, {
+  $id: 'DeviceState',
+  description: 'provisioning | provisioned | failed | unverified',
+});
 const DateTime = Type.String({ format: 'date-time' });
 
 export const DeviceSchema = Type.Object(
@@ -106,7 +106,7 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { 
           {
             state: Type.Optional(ref(DeviceStateSchema)),
             after: Type.Optional(Type.String({ pattern: UUID })),
-            limit: Type.Integer({ minimum: 1, maximum: DEVICE_PAGE_MAX, default: 100 }),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: DEVICE_PAGE_MAX, default: 100 })),
           },
           { additionalProperties: false },
         ),
@@ -117,16 +117,18 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { 
     },
     async (request) => {
       const q = request.query;
+      // The validator fills defaults in; the types cannot know.
+      const limit = q.limit ?? 100;
       const rows = await store.devices.list({
         ...(q.state === undefined ? {} : { state: q.state }),
         ...(q.after === undefined ? {} : { afterUuid: q.after.toLowerCase() }),
-        limit: q.limit + 1,
+        limit: limit + 1,
       });
-      const page = rows.slice(0, q.limit);
+      const page = rows.slice(0, limit);
       const last = page.at(-1);
       return {
         items: page.map((d) => deviceBody(d, false)),
-        next: rows.length > q.limit && last !== undefined ? last.uuid : null,
+        next: rows.length > limit && last !== undefined ? last.uuid : null,
       };
     },
   );
@@ -166,7 +168,7 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { 
         summary: 'One device with its certificate and history (history: not for viewers)',
         params: UuidParam,
         querystring: Type.Object(
-          { historyLimit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) },
+          { historyLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) },
           { additionalProperties: false },
         ),
         response: { 200: ref(DeviceDetailSchema), 404: problemResponse('SCS_DEVICE_NOT_FOUND') },
@@ -177,7 +179,7 @@ export const deviceRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { 
       const body = deviceBody(d, true);
       // The history is audit data: roles without history.read (viewers) get the device alone.
       if (!can(principalOf(request), 'history.read')) return body;
-      const history = await store.devices.history(d.uuid, request.query.historyLimit);
+      const history = await store.devices.history(d.uuid, request.query.historyLimit ?? 100);
       return { ...body, history: history.map(auditBody) };
     },
   );

@@ -3,13 +3,13 @@ import { ScsError } from '../../errors.ts';
 import { formatPid, type Pid } from '../../psk/pid.ts';
 import { JOB_STATES, type JobRow } from '../../store/provisioning/types.ts';
 import type { RouteOptions } from '../context.ts';
-import { Nullable, problemResponse, ref } from '../schemas.ts';
+import { Nullable, problemResponse, ref, StringEnum } from '../schemas.ts';
 
 export const JOB_PAGE_MAX = 1000;
-export const JobStateSchema = Type.Union(
-  JOB_STATES.map((s) => Type.Literal(s)),
-  { $id: 'JobState', description: 'queued | running | succeeded | failed' },
-);
+export const JobStateSchema = StringEnum(JOB_STATES, {
+  $id: 'JobState',
+  description: 'queued | running | succeeded | failed',
+});
 const DateTime = Type.String({ format: 'date-time' });
 
 export const JobSchema = Type.Object(
@@ -73,9 +73,9 @@ export const jobRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { ctx
               Type.Array(ref(JobStateSchema), { description: 'one or more states (repeat the parameter)' }),
             ),
             device: Type.Optional(Type.String({ pattern: '^[0-9A-Fa-f-]{36}$', description: 'device UUID' })),
-            order: Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'desc' }),
+            order: Type.Optional(StringEnum(['asc', 'desc'], { default: 'desc' })),
             after: Type.Optional(Type.Integer({ minimum: 0, description: 'id of the last job of the previous page' })),
-            limit: Type.Integer({ minimum: 1, maximum: JOB_PAGE_MAX, default: 100 }),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: JOB_PAGE_MAX, default: 100 })),
           },
           { additionalProperties: false },
         ),
@@ -84,16 +84,18 @@ export const jobRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { ctx
     },
     async (request) => {
       const q = request.query;
+      // The validator fills defaults in; the types cannot know.
+      const limit = q.limit ?? 100;
       const rows = await store.jobs.list({
-        order: q.order,
-        limit: q.limit + 1,
+        order: q.order ?? 'desc',
+        limit: limit + 1,
         ...(q.state === undefined ? {} : { state: q.state }),
         ...(q.device === undefined ? {} : { deviceUuid: q.device.toLowerCase() }),
         ...(q.after === undefined ? {} : { afterId: q.after }),
       });
-      const page = rows.slice(0, q.limit);
+      const page = rows.slice(0, limit);
       const last = page.at(-1);
-      return { items: page.map(jobBody), next: rows.length > q.limit && last !== undefined ? last.id : null };
+      return { items: page.map(jobBody), next: rows.length > limit && last !== undefined ? last.id : null };
     },
   );
 

@@ -15,7 +15,7 @@ import {
 } from '../../store/provisioning/profile.ts';
 import { principalOf, type RouteOptions } from '../context.ts';
 import { checkIfMatch, etagOf, noneMatch } from '../etag.ts';
-import { BatchSchema, problemResponse, ref } from '../schemas.ts';
+import { BatchSchema, problemResponse, ref, StringEnum } from '../schemas.ts';
 import { batchBody } from './batches.ts';
 
 const ProfileName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$' });
@@ -28,10 +28,10 @@ const settingsFields = {
     pattern: '^[\\x21-\\x7e]{1,16}$',
     description: 'admin account set with SetAdminAclEntryEx: 1-16 printable ASCII, no spaces',
   }),
-  adminPassword: Type.Union([Type.Literal('random'), Type.Literal('fixed')], {
+  adminPassword: StringEnum(['random', 'fixed'], {
     description: 'random: a strong password per device, escrowed; fixed: secrets.adminPassword',
   }),
-  mebxPassword: Type.Union([Type.Literal('keep'), Type.Literal('random'), Type.Literal('fixed')], {
+  mebxPassword: StringEnum(['keep', 'random', 'fixed'], {
     description: 'keep: no SetMEBxPassword; random per device (escrowed); fixed: secrets.newMebxPassword',
   }),
   hostNamePattern: Type.String({
@@ -44,7 +44,7 @@ const settingsFields = {
   tls: Type.Boolean({ description: 'device TLS certificate from the SCS CA, TLS on' }),
   certificateValidityDays: Type.Integer({ minimum: 1, maximum: 3650 }),
   renewPsk: Type.Boolean({ description: 'SetTLSPSK with a new PSK from the store' }),
-  onNoRenewalPsk: Type.Union([Type.Literal('fail'), Type.Literal('skip')]),
+  onNoRenewalPsk: StringEnum(['fail', 'skip']),
 };
 
 export const ProfileSettingsSchema = Type.Object(settingsFields, {
@@ -69,7 +69,7 @@ const SecretsCreate = Type.Object(
  * Removing a secret is its own list rather than `null`: the validator coerces types for query
  * strings, and would read "" or false as null (a removal nobody asked for).
  */
-const RemoveSecrets = Type.Array(Type.Union(PROFILE_SECRET_NAMES.map((n) => Type.Literal(n))), {
+const RemoveSecrets = Type.Array(StringEnum(PROFILE_SECRET_NAMES), {
   uniqueItems: true,
   maxItems: PROFILE_SECRET_NAMES.length,
   description: 'secrets to remove',

@@ -56,7 +56,7 @@ export const pskRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { ctx
             ),
             batch: Type.Optional(BatchName),
             after: Type.Optional(Type.Integer({ minimum: 0, description: 'id of the last PSK of the previous page' })),
-            limit: Type.Integer({ minimum: 1, maximum: PSK_PAGE_MAX, default: 100 }),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PSK_PAGE_MAX, default: 100 })),
           },
           { additionalProperties: false },
         ),
@@ -68,6 +68,8 @@ export const pskRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { ctx
     },
     async (request) => {
       const q = request.query;
+      // The validator fills defaults in; the types cannot know.
+      const limit = q.limit ?? 100;
       if (q.batch !== undefined && (await store.batches.get(q.batch)) === undefined) {
         throw new ScsError('SCS_BATCH_NOT_FOUND', `no batch named "${q.batch}"`, { details: { batch: q.batch } });
       }
@@ -76,11 +78,11 @@ export const pskRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { ctx
         ...(q.state === undefined ? {} : { state: q.state }),
         ...(q.batch === undefined ? {} : { batch: q.batch }),
         ...(q.after === undefined ? {} : { afterId: q.after }),
-        limit: q.limit + 1,
+        limit: limit + 1,
       });
-      const page = rows.slice(0, q.limit);
+      const page = rows.slice(0, limit);
       const last = page.at(-1);
-      return { items: page.map(pskBody), next: rows.length > q.limit && last !== undefined ? last.id : null };
+      return { items: page.map(pskBody), next: rows.length > limit && last !== undefined ? last.id : null };
     },
   );
 

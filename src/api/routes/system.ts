@@ -4,7 +4,7 @@ import { isScsError, ScsError } from '../../errors.ts';
 import { PERMISSIONS, permissionsOf } from '../access.ts';
 import { principalOf, type RouteOptions } from '../context.ts';
 import { problemFor, sendProblem } from '../problem.ts';
-import { problemResponse } from '../schemas.ts';
+import { problemResponse, StringEnum } from '../schemas.ts';
 
 /** `/healthz` (no token), `/metrics` (Prometheus text), `/api/v1/me` (who am I, what may I do). */
 export const systemRoutes: FastifyPluginCallbackTypebox<RouteOptions & { readonly registry: Registry }> = (
@@ -75,7 +75,7 @@ export const systemRoutes: FastifyPluginCallbackTypebox<RouteOptions & { readonl
             name: Type.String(),
             role: Type.String(),
             grants: Type.Array(Type.String()),
-            permissions: Type.Array(Type.Union(PERMISSIONS.map((p) => Type.Literal(p)))),
+            permissions: Type.Array(StringEnum(PERMISSIONS)),
           }),
         },
       },

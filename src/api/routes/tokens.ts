@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
 import { API_GRANTS, API_ROLES, type ApiTokenRow } from '../../store/tokens/tokens.ts';
 import { principalOf, type RouteOptions } from '../context.ts';
-import { problemResponse, ref, TokenSchema } from '../schemas.ts';
+import { problemResponse, ref, TokenSchema, StringEnum } from '../schemas.ts';
 import { createToken } from '../tokens.ts';
 
 export function tokenBody(t: ApiTokenRow) {
@@ -27,12 +27,15 @@ export const tokenRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { c
       schema: {
         tags: ['tokens'],
         summary: 'API tokens (never the tokens themselves)',
-        querystring: Type.Object({ includeRevoked: Type.Boolean({ default: false }) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          { includeRevoked: Type.Optional(Type.Boolean({ default: false })) },
+          { additionalProperties: false },
+        ),
         response: { 200: Type.Object({ items: Type.Array(ref(TokenSchema)) }) },
       },
     },
     async (request) => ({
-      items: (await ctx.store.tokens.list({ includeRevoked: request.query.includeRevoked })).map(tokenBody),
+      items: (await ctx.store.tokens.list({ includeRevoked: request.query.includeRevoked === true })).map(tokenBody),
     }),
   );
 
@@ -46,8 +49,8 @@ export const tokenRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { c
         body: Type.Object(
           {
             name: TokenName,
-            role: Type.Union(API_ROLES.map((r) => Type.Literal(r))),
-            grants: Type.Array(Type.Union(API_GRANTS.map((g) => Type.Literal(g))), {
+            role: StringEnum(API_ROLES),
+            grants: Type.Array(StringEnum(API_GRANTS), {
               default: [],
               maxItems: API_GRANTS.length,
             }),
