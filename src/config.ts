@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ScsError } from './errors.ts';
+import { Secret } from './secret.ts';
 
 /**
  * Configuration is built once, here, from (highest first) command-line flags, environment
@@ -35,6 +36,33 @@ export interface Config {
   readonly maxJobs: number;
   readonly stepRetries: number;
   readonly profile: string;
+  /** Env-only secrets (ENV_SECRETS): never flags, which `ps` would show to every user. */
+  readonly secrets: EnvSecrets;
+}
+
+/** Secrets read only from the environment; absent = not set (a command may then ask on a TTY). */
+export interface EnvSecrets {
+  /** SCS_BUNDLE_PASSPHRASE: the passphrase of a transfer bundle (psk export/import). */
+  readonly bundlePassphrase?: Secret<string>;
+  /** SCS_MEBX_PASSWORD: the current MEBx password written into a setup.bin. */
+  readonly mebxPassword?: Secret<string>;
+  /** SCS_NEW_MEBX_PASSWORD: the new MEBx password written into a setup.bin. */
+  readonly newMebxPassword?: Secret<string>;
+}
+
+export const ENV_SECRETS: Readonly<Record<keyof EnvSecrets, string>> = {
+  bundlePassphrase: 'SCS_BUNDLE_PASSPHRASE',
+  mebxPassword: 'SCS_MEBX_PASSWORD',
+  newMebxPassword: 'SCS_NEW_MEBX_PASSWORD',
+};
+
+function readEnvSecrets(env: Readonly<Record<string, string | undefined>>): EnvSecrets {
+  const out: { -readonly [K in keyof EnvSecrets]?: Secret<string> } = {};
+  for (const [key, name] of Object.entries(ENV_SECRETS) as [keyof EnvSecrets, string][]) {
+    const v = env[name];
+    if (v !== undefined && v !== '') out[key] = new Secret(v);
+  }
+  return Object.freeze(out);
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -342,5 +370,6 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   if (!/^(sqlite:|postgres:\/\/|postgresql:\/\/)/.test(config.db)) {
     (out as Record<string, unknown>).db = `sqlite:${path.resolve(config.db)}`;
   }
+  (out as Record<string, unknown>).secrets = readEnvSecrets(env);
   return Object.freeze(out) as unknown as Config;
 }

@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   SCS_BUNDLE_AUTH_FAILED: 'A transfer bundle does not authenticate: wrong passphrase or tampered content.',
   SCS_PASSPHRASE_MISSING: 'A bundle passphrase is needed and none was given.',
   SCS_EXPORT_EMPTY: 'No PSK matches what was asked to be exported.',
+  SCS_PASSPHRASE_WEAK: 'A new bundle passphrase is too short (at least 12 characters).',
+  SCS_SETUPBIN_UNMATCHED: 'A setup.bin coming back cannot be matched to one export of this server, or contradicts its export log.',
   SCS_FORMAT_INPUT_INVALID: 'A value cannot be written in the chosen file format: missing, too long or unsupported.',
   SCS_HELLO_MALFORMED: 'A hello message does not follow the version 2 or 3 layout.',
   SCS_HELLO_UNKNOWN_PID: 'A hello names a PID that is not in the database.',

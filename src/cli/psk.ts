@@ -4,10 +4,12 @@ import { formatPid, parsePid } from '../psk/pid.ts';
 import { parsePps } from '../psk/pps.ts';
 import type { Io } from './io.ts';
 import { registerPskDbCommands } from './psk-db.ts';
+import { registerPskTransferCommands } from './psk-transfer.ts';
 
 export function registerPskCommands(program: Command, io: Io): void {
   const psk = program.command('psk').description('generate, list, hand out and take in PID/PPS pairs');
   registerPskDbCommands(psk, io);
+  registerPskTransferCommands(psk, io);
 
   psk
     .command('check')

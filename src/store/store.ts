@@ -4,6 +4,7 @@ import type { Secret } from '../secret.ts';
 import type { PskState } from './lifecycle.ts';
 import type { ProvisioningRepositories } from './provisioning/types.ts';
 import type { TokenRepository } from './tokens/tokens.ts';
+import type { TransferRepository } from './transfers/transfers.ts';
 
 export type { PskState } from './lifecycle.ts';
 
@@ -20,6 +21,8 @@ export interface Store extends ProvisioningRepositories {
   readonly audit: AuditLog;
   /** REST API tokens (hashed), src/store/tokens. */
   readonly tokens: TokenRepository;
+  /** Export log and imported bundles (src/store/transfers, docs/transfer.md). */
+  readonly transfers: TransferRepository;
   /**
    * Runs `fn` in one write transaction: everything done through `tx` commits or rolls back
    * together. Use `tx`, not the outer store, inside `fn` (the outer store waits for the
@@ -54,6 +57,8 @@ export interface NewPsk {
   readonly batch: string;
   /** Initial state; default `available`. */
   readonly state?: PskState;
+  /** Creation time to keep (a transfer bundle carries it); default now. */
+  readonly createdAt?: Date;
 }
 
 export interface InsertContext {

@@ -1,6 +1,7 @@
 import type { Generated } from 'kysely';
 import type { PskState } from '../lifecycle.ts';
 import type { ApiTokensTable } from '../tokens/tokens.ts';
+import type { PskExportRecordsTable, PskExportsTable, PskImportsTable } from '../transfers/transfers.ts';
 
 /**
  * Tables as the shared SQL code (src/store/sql) sees them; each adapter's migrations create
@@ -16,6 +17,9 @@ export interface StoreDb {
   audit_log: AuditLogTable;
   audit_head: AuditHeadTable;
   api_tokens: ApiTokensTable;
+  psk_exports: PskExportsTable;
+  psk_export_records: PskExportRecordsTable;
+  psk_imports: PskImportsTable;
 }
 
 export interface SchemaMigrationsTable {

@@ -3,6 +3,7 @@ import { PSK_STATES } from '../lifecycle.ts';
 import type { Migration } from '../sql/migrate.ts';
 import { PROVISIONING_MIGRATION } from './provisioning-migration.ts';
 import { TOKENS_MIGRATION } from './tokens-migration.ts';
+import { TRANSFERS_MIGRATION } from './transfers-migration.ts';
 
 const states = PSK_STATES.map((s) => `'${s}'`).join(', ');
 
@@ -67,4 +68,5 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   },
   PROVISIONING_MIGRATION,
   TOKENS_MIGRATION,
+  TRANSFERS_MIGRATION,
 ];
