@@ -318,7 +318,8 @@ async function runExport(store: Store, options: ExportOptions, target: Target): 
         }
       }
       // The state changes join this transaction: they commit with the file, or not at all.
-      const toChange = move ? group : group.filter((r) => r.state === 'available');
+      // A bundle copy changes nothing here; a move takes every row; csv/setup-bin mark what was available.
+      const toChange = format === 'bundle' ? (move ? group : []) : group.filter((r) => r.state === 'available');
       if (toChange.length > 0) {
         await tx.psks.transition({
           pids: toChange.map((r) => r.pid),
