@@ -153,8 +153,8 @@ async function serverPhase(): Promise<
     },
     { actor: 'bench' },
   );
-  const { ca } = await ensureCa(store, 'bench');
-  const runner = createRunner({ store, ca, config, log, metrics: createMetrics(), actor: 'bench' });
+  const { ca, issuer } = await ensureCa(store, 'bench');
+  const runner = createRunner({ store, ca, issuer, config, log, metrics: createMetrics(), actor: 'bench' });
   const fleet = await fleetOf(psks, helloPort, tlsPort);
   const times: number[] = [];
   let failed = 0;

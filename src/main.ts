@@ -7,6 +7,7 @@ import { createCaMaterial, loadCa, type Ca } from './crypto/ca.ts';
 import { createHelloListener, type HelloListener } from './hello/listener.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { createDeviceCertificateIssuer, type DeviceCertificateIssuer } from './provisioning/device-certificate.ts';
 import { createRunner, type Runner, type RunnerOptions } from './provisioning/runner.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
@@ -52,11 +53,16 @@ export interface Server {
 }
 
 /** The CA the store holds, or a new one stored (sealed) on the very first start. */
-export async function ensureCa(store: Store, actor: string): Promise<{ readonly ca: Ca; readonly created: boolean }> {
+export async function ensureCa(
+  store: Store,
+  actor: string,
+): Promise<{ readonly ca: Ca; readonly issuer: DeviceCertificateIssuer; readonly created: boolean }> {
   const existing = await store.ca.get();
-  if (existing !== undefined) return { ca: await loadCa(existing), created: false };
-  const { material, created } = await store.ca.create(await createCaMaterial(), { actor });
-  return { ca: await loadCa(material), created };
+  const { material, created } =
+    existing === undefined
+      ? await store.ca.create(await createCaMaterial(), { actor })
+      : { material: existing, created: false };
+  return { ca: await loadCa(material), issuer: createDeviceCertificateIssuer(material), created };
 }
 
 export async function startServer(config: Config, options: ServerOptions): Promise<Server> {
@@ -68,8 +74,8 @@ export async function startServer(config: Config, options: ServerOptions): Promi
   let runner: Runner | undefined;
   let api: StartedApi | undefined;
   try {
-    const { ca, created: caCreated } = await ensureCa(store, actor);
-    runner = createRunner({ store, ca, config, log, metrics, actor, ...options.runner });
+    const { ca, issuer, created: caCreated } = await ensureCa(store, actor);
+    runner = createRunner({ store, ca, issuer, config, log, metrics, actor, ...options.runner });
     const r = runner;
     listener = createHelloListener({
       host: config.helloHost,

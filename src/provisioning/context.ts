@@ -3,6 +3,7 @@ import type { Operation } from '../amt/wsman/operation.ts';
 import type { Instance } from '../amt/wsman/operation.ts';
 import type { Config } from '../config.ts';
 import type { Ca } from '../crypto/ca.ts';
+import type { DeviceCertificateIssuer } from './device-certificate.ts';
 import type { Logger } from '../log.ts';
 import type { Pid } from '../psk/pid.ts';
 import type { Pps } from '../psk/pps.ts';
@@ -58,7 +59,10 @@ export interface JobContext {
   readonly pid: Pid;
   readonly pps: Secret<Pps>;
   readonly store: Store;
+  /** The SCS CA: its certificate is what verification trusts. */
   readonly ca: Ca;
+  /** Signs device certificates with the CA key (§6 step 6). */
+  readonly issuer: DeviceCertificateIssuer;
   readonly config: RunnerConfig;
   readonly log: Logger;
   readonly signal: AbortSignal;
@@ -74,6 +78,8 @@ export interface JobContext {
   session(): AmtClient;
   /** Runs one operation on the session, with the job's abort signal. */
   call<T>(operation: Operation<T>): Promise<T>;
+  /** Runs `fn` in a store transaction shared with other jobs' writes (group commit); resolves once committed. */
+  write<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   /** Merges `patch` into the job data; the runner writes it with the step's progress. */
   note(patch: Partial<JobData>): void;
   /** Merges `patch` into the job data and writes it now (before something is sent that depends on it). */

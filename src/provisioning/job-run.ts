@@ -3,6 +3,7 @@ import { createPskTransport, createTlsTransport } from '../amt/connect.ts';
 import { isAmtError } from '../amt/wsman/fault.ts';
 import type { Operation } from '../amt/wsman/operation.ts';
 import type { Ca } from '../crypto/ca.ts';
+import type { DeviceCertificateIssuer } from './device-certificate.ts';
 import { isScsError, ScsError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -20,6 +21,7 @@ import {
   type JobContext,
   type RunnerConfig,
 } from './context.ts';
+import { GroupCommit } from './group-commit.ts';
 import { finishFailed, finishSucceeded } from './outcome.ts';
 import { plan, type StepName } from './plan.ts';
 import { isRetryable, withRetries } from './retry.ts';
@@ -30,11 +32,14 @@ import { servedCertificate, verifyDevice, type VerifyResult } from './steps/veri
 export interface JobRunDeps {
   readonly store: Store;
   readonly ca: Ca;
+  readonly issuer: DeviceCertificateIssuer;
   readonly config: RunnerConfig;
   readonly log: Logger;
   readonly metrics: Metrics | undefined;
   readonly actor: string;
   readonly nodeId: string;
+  /** Every write of the job goes through it. */
+  readonly group: GroupCommit;
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
   readonly verifyRetries: number;
   /** Adds a closed client's counters to the runner's totals. */
@@ -76,20 +81,25 @@ function failureOf(error: unknown): { code: string; message: string } {
  * left unfinished by a crash (docs/provisioning.md, "Resume").
  */
 export async function runJob(deps: JobRunDeps, queued: JobRow, signal: AbortSignal): Promise<JobOutcome> {
-  const { store, actor, metrics } = deps;
+  const { actor, metrics } = deps;
   const resumed = queued.attempts > 0;
   const log = deps.log.child({ job: queued.id, uuid: queued.deviceUuid });
   let data: JobData = queued.data.commitSent === true ? queued.data : carried(queued.data);
-  let job = await store.jobs.update(
-    queued.id,
-    {
-      state: 'running',
-      attempts: queued.attempts + 1,
-      data,
-      lease: { owner: deps.nodeId, until: new Date(Date.now() + LEASE_MS) },
-    },
-    { action: 'job.started', detail: { attempt: queued.attempts + 1, resumed, commitSent: data.commitSent === true } },
-    { actor },
+  let job = await deps.group.run((tx) =>
+    tx.jobs.update(
+      queued.id,
+      {
+        state: 'running',
+        attempts: queued.attempts + 1,
+        data,
+        lease: { owner: deps.nodeId, until: new Date(Date.now() + LEASE_MS) },
+      },
+      {
+        action: 'job.started',
+        detail: { attempt: queued.attempts + 1, resumed, commitSent: data.commitSent === true },
+      },
+      { actor },
+    ),
   );
   metrics?.jobsStarted.inc();
   log.info({ address: job.address, pid: job.pid, attempt: job.attempts, resumed }, 'provisioning job started');
@@ -98,7 +108,9 @@ export async function runJob(deps: JobRunDeps, queued: JobRow, signal: AbortSign
     ctx = await Context.build(deps, job, log, signal);
     const verified = await drive(deps, ctx);
     data = ctx.data;
-    job = await finishSucceeded(store, job, ctx.data, verified, actor);
+    const finishing = job;
+    const finalData = ctx.data;
+    job = await deps.group.run((tx) => finishSucceeded(tx, finishing, finalData, verified, actor));
     metrics?.jobsSucceeded.inc();
     log.info(
       { hostName: ctx.data.hostName, amtVersion: ctx.data.amtVersion, newPid: ctx.data.newPid ?? null },
@@ -113,7 +125,9 @@ export async function runJob(deps: JobRunDeps, queued: JobRow, signal: AbortSign
     const failure = failureOf(error);
     data = ctx?.data ?? data;
     log.warn({ code: failure.code, step: ctx?.currentStep, err: error }, 'provisioning job failed');
-    job = await finishFailed(store, job, data, failure, actor);
+    const failing = job;
+    const failedData = data;
+    job = await deps.group.run((tx) => finishFailed(tx, failing, failedData, failure, actor));
     metrics?.jobsFailed.inc({ code: failure.code });
     return { state: 'failed', job, code: failure.code };
   } finally {
@@ -218,6 +232,7 @@ class Context implements JobContext {
   readonly pps: Secret<Pps>;
   readonly store: Store;
   readonly ca: Ca;
+  readonly issuer: DeviceCertificateIssuer;
   readonly config: RunnerConfig;
   readonly log: Logger;
   readonly signal: AbortSignal;
@@ -254,6 +269,7 @@ class Context implements JobContext {
     this.pps = parts.pps;
     this.store = deps.store;
     this.ca = deps.ca;
+    this.issuer = deps.issuer;
     this.config = deps.config;
     this.log = log;
     this.signal = signal;
@@ -305,7 +321,7 @@ class Context implements JobContext {
     const { store, actor } = deps;
     const profile = await store.profiles.require(job.profile);
     const profileSecrets = await store.profiles.secrets(job.profile);
-    const pps = await store.psks.reveal(job.pid, { actor, purpose: 'provision' });
+    const pps = await deps.group.run((tx) => tx.psks.reveal(job.pid, { actor, purpose: 'provision' }));
     const device = await store.devices.get(job.deviceUuid);
     const candidates = await credentialCandidates(store, job, device, profileSecrets);
     return new Context(deps, job, log, signal, { profile: profile.settings, profileSecrets, pps, candidates });
@@ -343,22 +359,22 @@ class Context implements JobContext {
     this.#client = undefined;
   }
 
+  write<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    return this.#deps.group.run(fn);
+  }
+
   note(patch: Partial<JobData>): void {
     this.data = { ...this.data, ...patch };
   }
 
   async persist(patch: Partial<JobData>, audit?: JobAudit, step?: StepName): Promise<void> {
     this.data = { ...this.data, ...patch };
-    await this.store.jobs.update(
-      this.job.id,
-      {
-        data: this.data,
-        ...(step === undefined ? {} : { step }),
-        lease: { owner: this.#deps.nodeId, until: new Date(Date.now() + LEASE_MS) },
-      },
-      audit,
-      { actor: this.actor },
-    );
+    const change = {
+      data: this.data,
+      ...(step === undefined ? {} : { step }),
+      lease: { owner: this.#deps.nodeId, until: new Date(Date.now() + LEASE_MS) },
+    };
+    await this.write((tx) => tx.jobs.update(this.job.id, change, audit, { actor: this.actor }));
   }
 
   /** A new attempt from step 1 (same job, same PSKs). */

@@ -10,6 +10,8 @@ import type { PskState } from '../store/lifecycle.ts';
 import type { JobRow } from '../store/provisioning/types.ts';
 import type { Store } from '../store/store.ts';
 import type { RunnerConfig } from './context.ts';
+import type { DeviceCertificateIssuer } from './device-certificate.ts';
+import { GroupCommit } from './group-commit.ts';
 import { runJob, type JobOutcome } from './job-run.ts';
 import type { StepName } from './plan.ts';
 
@@ -22,6 +24,8 @@ import type { StepName } from './plan.ts';
 export interface RunnerOptions {
   readonly store: Store;
   readonly ca: Ca;
+  /** Signs device certificates; default `ca` itself (src/crypto/ca.ts). main.ts passes the faster node:crypto issuer. */
+  readonly issuer?: DeviceCertificateIssuer;
   readonly config: RunnerConfig;
   readonly log: Logger;
   readonly metrics?: Metrics;
@@ -93,6 +97,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
   readonly #metrics: Metrics | undefined;
   readonly #actor: string;
   readonly #deps: Parameters<typeof runJob>[0];
+  readonly #group: GroupCommit;
   /** Every device with a job queued or running here, by UUID. */
   readonly #active = new Map<string, Tracked>();
   readonly #queue: Tracked[] = [];
@@ -116,9 +121,11 @@ export class Runner extends EventEmitter<RunnerEvents> {
     this.#log = options.log;
     this.#metrics = options.metrics;
     this.#actor = options.actor ?? `scs:${hostname()}`;
+    this.#group = new GroupCommit(options.store);
     this.#deps = {
       store: options.store,
       ca: options.ca,
+      issuer: options.issuer ?? options.ca,
       config: options.config,
       log: options.log,
       metrics: options.metrics,
@@ -126,6 +133,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
       nodeId: options.nodeId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
       backoff: options.backoff ?? { baseMs: 250, maxMs: 5000 },
       verifyRetries: options.verifyRetries ?? 8,
+      group: this.#group,
       onClientClosed: (s: AmtClientStats) => {
         this.#counts.exchanges += s.exchanges;
         this.#counts.challenges += s.challenges;
@@ -166,7 +174,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
     const { pid, uuid } = hello;
     let outcome: AcceptOutcome | JobRow;
     try {
-      outcome = await this.#store.transaction(async (tx): Promise<AcceptOutcome | JobRow> => {
+      outcome = await this.#group.run(async (tx): Promise<AcceptOutcome | JobRow> => {
         const psk = await tx.psks.get(pid);
         const facts = { uuid, address, retryCount: hello.retryCount };
         if (psk === undefined) {

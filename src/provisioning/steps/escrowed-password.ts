@@ -21,15 +21,17 @@ export async function escrowedPassword(
     return { password: row.secret, escrowId: existing };
   }
   const password = fixed ?? new Secret(generateAmtPassword());
-  const escrowId = await ctx.store.escrow.put(
-    {
-      deviceUuid: ctx.uuid,
-      purpose,
-      secret: password,
-      jobId: ctx.job.id,
-      ...(username === undefined ? {} : { username }),
-    },
-    { actor: ctx.actor },
+  const escrowId = await ctx.write((tx) =>
+    tx.escrow.put(
+      {
+        deviceUuid: ctx.uuid,
+        purpose,
+        secret: password,
+        jobId: ctx.job.id,
+        ...(username === undefined ? {} : { username }),
+      },
+      { actor: ctx.actor },
+    ),
   );
   await ctx.persist({ [key]: escrowId });
   return { password, escrowId };

@@ -23,15 +23,13 @@ export const renewPskStep: Step = {
 async function renewalPsk(ctx: JobContext): Promise<{ pid: Pid; pps: Secret<Pps> } | undefined> {
   if (ctx.data.newPid !== undefined) {
     const pid = ctx.data.newPid as Pid;
-    return { pid, pps: await ctx.store.psks.reveal(pid, { actor: ctx.actor, purpose: 'renewal' }) };
+    return { pid, pps: await ctx.write((tx) => tx.psks.reveal(pid, { actor: ctx.actor, purpose: 'renewal' })) };
   }
   if (ctx.data.renewalSkipped === true) return undefined;
   const hello = await ctx.store.psks.get(ctx.pid);
   const batch = await ctx.store.batches.get(hello?.batch ?? '');
-  const taken = await ctx.store.pskBindings.takeRenewal(
-    { deviceUuid: ctx.uuid, preferBatch: hello?.batch ?? '', profile: batch?.profile ?? null },
-    { actor: ctx.actor },
-  );
+  const request = { deviceUuid: ctx.uuid, preferBatch: hello?.batch ?? '', profile: batch?.profile ?? null };
+  const taken = await ctx.write((tx) => tx.pskBindings.takeRenewal(request, { actor: ctx.actor }));
   if (taken === undefined) {
     // Without TLS the verification needs the new PSK, so renewal cannot be skipped then.
     if (ctx.profile.onNoRenewalPsk === 'fail' || !ctx.profile.tls) {

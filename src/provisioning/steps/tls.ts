@@ -32,7 +32,7 @@ export const tlsStep: Step = {
         signingAlgorithm: 1,
       }),
     );
-    const issued = await ctx.ca.issueDeviceCertificate(Buffer.from(signedCertificateRequest, 'base64'), {
+    const issued = await ctx.issuer.issueDeviceCertificate(Buffer.from(signedCertificateRequest, 'base64'), {
       dnsName: name,
       uuid: ctx.uuid,
       validityDays: ctx.profile.certificateValidityDays,

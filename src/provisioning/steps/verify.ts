@@ -72,7 +72,7 @@ export async function verifyDevice(
         'without TLS and without a renewed PSK there is no way to reach the device after commit',
       );
     }
-    newPps = await ctx.store.psks.reveal(newPid, { actor: ctx.actor, purpose: 'verify' });
+    newPps = await ctx.write((tx) => tx.psks.reveal(newPid, { actor: ctx.actor, purpose: 'verify' }));
   }
   const afterClient = (c: Credentials): AmtClient =>
     useTls || newPid === undefined || newPps === undefined

@@ -146,15 +146,7 @@ export class SqlJobs implements JobRepository {
   async update(id: number, change: JobUpdate, audit: JobAudit | undefined, context: ActorContext): Promise<JobRow> {
     return write(this.#ctx, async (tx) => {
       const q = db(tx);
-      const current = await q.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
-      if (current === undefined) throw new ScsError('SCS_STORE_FAILED', `job ${id} does not exist`);
-      if (!UNFINISHED.includes(current.state)) {
-        throw new ScsError('SCS_STORE_FAILED', `job ${id} is ${current.state}; a finished job does not change`, {
-          details: { job: id, state: current.state },
-        });
-      }
-      const now = nowIso();
-      const set: Partial<StoredJob> = { updated_at: now };
+      const set: Partial<StoredJob> = { updated_at: nowIso() };
       if (change.state !== undefined) set.state = change.state;
       if (change.step !== undefined) set.step = change.step;
       if (change.data !== undefined) set.data = JSON.stringify(change.data);
@@ -163,17 +155,31 @@ export class SqlJobs implements JobRepository {
         set.lease_owner = change.lease.owner;
         set.lease_until = change.lease.until.toISOString();
       }
-      await q.updateTable('jobs').set(set).where('id', '=', id).execute();
+      // One statement on the hot path (a progress write per step per job): RETURNING gives the row.
+      const updated = await q
+        .updateTable('jobs')
+        .set(set)
+        .where('id', '=', id)
+        .where('state', 'in', UNFINISHED)
+        .returningAll()
+        .executeTakeFirst();
+      if (updated === undefined) {
+        const current = await q.selectFrom('jobs').select('state').where('id', '=', id).executeTakeFirst();
+        if (current === undefined) throw new ScsError('SCS_STORE_FAILED', `job ${id} does not exist`);
+        throw new ScsError('SCS_STORE_FAILED', `job ${id} is ${current.state}; a finished job does not change`, {
+          details: { job: id, state: current.state },
+        });
+      }
       if (audit !== undefined) {
         await appendAudit(tx, [
           {
             actor: context.actor,
             action: audit.action,
-            detail: { job: id, uuid: current.device_uuid, ...audit.detail },
+            detail: { job: id, uuid: updated.device_uuid, ...audit.detail },
           },
         ]);
       }
-      return toRow({ ...current, ...set });
+      return toRow(updated);
     });
   }
 
