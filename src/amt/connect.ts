@@ -1,3 +1,4 @@
+import type { SecureContext } from 'node:tls';
 import type { TlsVersion } from '../config.ts';
 import type { Pid } from '../psk/pid.ts';
 import type { Pps } from '../psk/pps.ts';
@@ -29,6 +30,8 @@ export interface TlsTransportOptions {
   readonly host: string;
   readonly port: number;
   readonly ca: string | Buffer | readonly (string | Buffer)[];
+  /** Built once with tlsSecureContext (tls-psk.ts) and shared by many transports. */
+  readonly secureContext?: SecureContext;
   readonly servername?: string;
   readonly minVersion?: TlsVersion;
   readonly maxVersion?: TlsVersion;
@@ -73,6 +76,7 @@ export function createTlsTransport(o: TlsTransportOptions): HttpTransport {
         timeoutMs: o.connectTimeoutMs,
         signal,
         ...(o.servername === undefined ? {} : { servername: o.servername }),
+        ...(o.secureContext === undefined ? {} : { secureContext: o.secureContext }),
         ...(o.minVersion === undefined ? {} : { minVersion: o.minVersion }),
         ...(o.maxVersion === undefined ? {} : { maxVersion: o.maxVersion }),
         ...(o.ciphers === undefined ? {} : { ciphers: o.ciphers }),

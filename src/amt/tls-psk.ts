@@ -1,4 +1,4 @@
-import tls, { type ConnectionOptions, type TLSSocket } from 'node:tls';
+import tls, { type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { DEFAULT_PSK_CIPHERS, type TlsVersion } from '../config.ts';
 import { ScsError, type ErrorCode } from '../errors.ts';
 import type { Pid } from '../psk/pid.ts';
@@ -33,6 +33,12 @@ export interface TlsConnectOptions {
   readonly port: number;
   /** PEM or DER of the CA(s) to trust: the SCS CA that issued the device certificate. */
   readonly ca: string | Buffer | readonly (string | Buffer)[];
+  /**
+   * A context built once from the same `ca` (tlsSecureContext): building one parses the CA and
+   * sets up a certificate store, which a server verifying thousands of devices should not repeat
+   * per connection. When given it is used as is (its ciphers and versions apply).
+   */
+  readonly secureContext?: SecureContext;
   /** Name the certificate must carry (and SNI when it is a DNS name); default `host`. */
   readonly servername?: string;
   readonly minVersion?: TlsVersion;
@@ -83,6 +89,7 @@ export function connectTls(options: TlsConnectOptions): Promise<TLSSocket> {
   const legacy = (options.minVersion ?? 'TLSv1') !== 'TLSv1.2';
   const ciphers = options.ciphers ?? (legacy ? 'DEFAULT:@SECLEVEL=0' : undefined);
   if (ciphers !== undefined) tlsOptions.ciphers = ciphers;
+  if (options.secureContext !== undefined) tlsOptions.secureContext = options.secureContext;
   return handshake(tlsOptions, { host, port, kind: 'TLS', timeoutMs: options.timeoutMs, signal: options.signal });
 }
 
@@ -217,4 +224,21 @@ export function classifyTlsError(
       },
     },
   );
+}
+
+/** A reusable context for connectTls: the same CA, versions and cipher choice connectTls makes. */
+export function tlsSecureContext(options: {
+  readonly ca: string | Buffer | readonly (string | Buffer)[];
+  readonly minVersion?: TlsVersion;
+  readonly maxVersion?: TlsVersion;
+  readonly ciphers?: string;
+}): SecureContext {
+  const legacy = (options.minVersion ?? 'TLSv1') !== 'TLSv1.2';
+  const ciphers = options.ciphers ?? (legacy ? 'DEFAULT:@SECLEVEL=0' : undefined);
+  return tls.createSecureContext({
+    ca: options.ca as ConnectionOptions['ca'],
+    minVersion: options.minVersion ?? 'TLSv1',
+    maxVersion: options.maxVersion ?? 'TLSv1.2',
+    ...(ciphers === undefined ? {} : { ciphers }),
+  });
 }

@@ -1,3 +1,4 @@
+import type { SecureContext } from 'node:tls';
 import type { AmtClient } from '../amt/client.ts';
 import type { Operation } from '../amt/wsman/operation.ts';
 import type { Instance } from '../amt/wsman/operation.ts';
@@ -64,6 +65,8 @@ export interface JobContext {
   /** Signs device certificates with the CA key (§6 step 6). */
   readonly issuer: DeviceCertificateIssuer;
   readonly config: RunnerConfig;
+  /** The TLS context trusting the SCS CA (certificate TLS to the device after commit). */
+  readonly tlsContext: SecureContext;
   readonly log: Logger;
   readonly signal: AbortSignal;
   readonly actor: string;

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { before, describe, it } from 'node:test';
 import * as x509 from '@peculiar/x509';
-import { connectTls } from '../amt/tls-psk.ts';
+import { connectTls, tlsSecureContext } from '../amt/tls-psk.ts';
 import { createCaMaterial, type CaMaterial } from '../crypto/ca.ts';
 import { isScsError } from '../errors.ts';
 import { createDeviceCertificateIssuer } from './device-certificate.ts';
@@ -87,6 +87,28 @@ describe('device certificates signed with node:crypto', () => {
         timeoutMs: 5000,
       });
       ok.destroy();
+      // The same through a context built once (what the runner shares across devices).
+      const secureContext = tlsSecureContext({ ca: material.certPem });
+      const shared = await connectTls({
+        host: '127.0.0.1',
+        port,
+        ca: material.certPem,
+        secureContext,
+        servername: 'amt-1.example',
+        timeoutMs: 5000,
+      });
+      shared.destroy();
+      await assert.rejects(
+        connectTls({
+          host: '127.0.0.1',
+          port,
+          ca: material.certPem,
+          secureContext,
+          servername: 'amt-9.example',
+          timeoutMs: 5000,
+        }),
+        (e) => isScsError(e, 'SCS_TLS_CERT_REJECTED'),
+      );
       await assert.rejects(
         connectTls({ host: '127.0.0.1', port, ca: material.certPem, servername: 'amt-2.example', timeoutMs: 5000 }),
         (e) => isScsError(e, 'SCS_TLS_CERT_REJECTED'),

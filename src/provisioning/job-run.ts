@@ -1,3 +1,4 @@
+import type { SecureContext } from 'node:tls';
 import { createAmtClient, type AmtClient, type AmtClientStats } from '../amt/client.ts';
 import { createPskTransport, createTlsTransport } from '../amt/connect.ts';
 import { isAmtError } from '../amt/wsman/fault.ts';
@@ -21,7 +22,7 @@ import {
   type JobContext,
   type RunnerConfig,
 } from './context.ts';
-import { GroupCommit } from './group-commit.ts';
+import type { GroupCommit } from './group-commit.ts';
 import { finishFailed, finishSucceeded } from './outcome.ts';
 import { plan, type StepName } from './plan.ts';
 import { isRetryable, withRetries } from './retry.ts';
@@ -40,6 +41,8 @@ export interface JobRunDeps {
   readonly nodeId: string;
   /** Every write of the job goes through it. */
   readonly group: GroupCommit;
+  /** The TLS context trusting the SCS CA, built once (verification over certificate TLS). */
+  readonly tlsContext: SecureContext;
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
   readonly verifyRetries: number;
   /** Adds a closed client's counters to the runner's totals. */
@@ -234,6 +237,7 @@ class Context implements JobContext {
   readonly ca: Ca;
   readonly issuer: DeviceCertificateIssuer;
   readonly config: RunnerConfig;
+  readonly tlsContext: SecureContext;
   readonly log: Logger;
   readonly signal: AbortSignal;
   readonly actor: string;
@@ -271,6 +275,7 @@ class Context implements JobContext {
     this.ca = deps.ca;
     this.issuer = deps.issuer;
     this.config = deps.config;
+    this.tlsContext = deps.tlsContext;
     this.log = log;
     this.signal = signal;
     this.actor = deps.actor;
@@ -303,6 +308,7 @@ class Context implements JobContext {
               host: this.address,
               port: deps.config.amtTlsPort,
               ca: deps.ca.certPem,
+              secureContext: deps.tlsContext,
               servername,
               minVersion: deps.config.tlsMinVersion,
               maxVersion: deps.config.tlsMaxVersion,

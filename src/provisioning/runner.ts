@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { AmtClientStats } from '../amt/client.ts';
+import { tlsSecureContext } from '../amt/tls-psk.ts';
 import type { Ca } from '../crypto/ca.ts';
 import type { Hello } from '../hello/decode.ts';
 import type { Logger } from '../log.ts';
@@ -134,6 +135,11 @@ export class Runner extends EventEmitter<RunnerEvents> {
       backoff: options.backoff ?? { baseMs: 250, maxMs: 5000 },
       verifyRetries: options.verifyRetries ?? 8,
       group: this.#group,
+      tlsContext: tlsSecureContext({
+        ca: options.ca.certPem,
+        minVersion: options.config.tlsMinVersion,
+        maxVersion: options.config.tlsMaxVersion,
+      }),
       onClientClosed: (s: AmtClientStats) => {
         this.#counts.exchanges += s.exchanges;
         this.#counts.challenges += s.challenges;

@@ -144,6 +144,7 @@ export async function servedCertificate(
     host: ctx.address,
     port: ctx.config.amtTlsPort,
     ca: ctx.ca.certPem,
+    secureContext: ctx.tlsContext,
     servername: fqdn(ctx.data.hostName ?? '', ctx.data.domainName ?? ''),
     minVersion: ctx.config.tlsMinVersion,
     maxVersion: ctx.config.tlsMaxVersion,
