@@ -75,6 +75,8 @@ export interface JobContext {
   /** Persisted after every step and at the points docs/provisioning.md names (escrow, renewal PSK, commit sent). */
   data: JobData;
   facts: DeviceFacts | undefined;
+  /** Passwords escrowed by this job, by escrow id (so they are not read back from the store). */
+  readonly escrowed: Map<number, Secret<string>>;
   /** The credentials the device accepted in this attempt. */
   credentials: Credentials | undefined;
   /** Opens (or returns) the TLS-PSK session with the accepted credentials. */

@@ -23,6 +23,7 @@ import {
   type RunnerConfig,
 } from './context.ts';
 import type { GroupCommit } from './group-commit.ts';
+import type { ProfileCache } from './profile-cache.ts';
 import { finishFailed, finishSucceeded } from './outcome.ts';
 import { plan, type StepName } from './plan.ts';
 import { isRetryable, withRetries } from './retry.ts';
@@ -43,6 +44,8 @@ export interface JobRunDeps {
   readonly group: GroupCommit;
   /** The TLS context trusting the SCS CA, built once (verification over certificate TLS). */
   readonly tlsContext: SecureContext;
+  /** Profiles with their opened secrets, cached briefly (many jobs start within a second). */
+  readonly profiles: ProfileCache;
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
   readonly verifyRetries: number;
   /** Adds a closed client's counters to the runner's totals. */
@@ -66,6 +69,8 @@ function carried(data: JobData): JobData {
   if (data.adminCredentialsSet !== undefined) out.adminCredentialsSet = data.adminCredentialsSet;
   if (data.renewalSkipped !== undefined) out.renewalSkipped = data.renewalSkipped;
   if (data.restarts !== undefined) out.restarts = data.restarts;
+  if (data.batch !== undefined) out.batch = data.batch;
+  if (data.batchProfile !== undefined) out.batchProfile = data.batchProfile;
   return out;
 }
 
@@ -246,6 +251,7 @@ class Context implements JobContext {
   data: JobData;
   facts: DeviceFacts | undefined;
   credentials: Credentials | undefined;
+  readonly escrowed = new Map<number, Secret<string>>();
   currentStep: StepName | undefined;
   readonly #deps: JobRunDeps;
   #client: AmtClient | undefined;
@@ -325,8 +331,7 @@ class Context implements JobContext {
 
   static async build(deps: JobRunDeps, job: JobRow, log: Logger, signal: AbortSignal): Promise<Context> {
     const { store, actor } = deps;
-    const profile = await store.profiles.require(job.profile);
-    const profileSecrets = await store.profiles.secrets(job.profile);
+    const { row: profile, secrets: profileSecrets } = await deps.profiles.get(job.profile);
     const pps = await deps.group.run((tx) => tx.psks.reveal(job.pid, { actor, purpose: 'provision' }));
     const device = await store.devices.get(job.deviceUuid);
     const candidates = await credentialCandidates(store, job, device, profileSecrets);

@@ -14,6 +14,7 @@ import type { RunnerConfig } from './context.ts';
 import type { DeviceCertificateIssuer } from './device-certificate.ts';
 import { GroupCommit } from './group-commit.ts';
 import { runJob, type JobOutcome } from './job-run.ts';
+import { ProfileCache } from './profile-cache.ts';
 import type { StepName } from './plan.ts';
 
 /**
@@ -135,6 +136,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
       backoff: options.backoff ?? { baseMs: 250, maxMs: 5000 },
       verifyRetries: options.verifyRetries ?? 8,
       group: this.#group,
+      profiles: new ProfileCache(options.store),
       tlsContext: tlsSecureContext({
         ca: options.ca.certPem,
         minVersion: options.config.tlsMinVersion,
@@ -228,7 +230,12 @@ export class Runner extends EventEmitter<RunnerEvents> {
             pid,
             address,
             profile,
-            data: { pskWasInUse, adminCredentialsSet: hello.adminCredentialsSet },
+            data: {
+              pskWasInUse,
+              adminCredentialsSet: hello.adminCredentialsSet,
+              batch: psk.batch,
+              batchProfile: batch?.profile ?? null,
+            },
           },
           { actor: this.#actor },
         );

@@ -17,8 +17,8 @@ export async function escrowedPassword(
   const key = purpose === 'admin' ? 'adminEscrowId' : 'mebxEscrowId';
   const existing = ctx.data[key];
   if (existing !== undefined) {
-    const row = await ctx.store.escrow.open(existing);
-    return { password: row.secret, escrowId: existing };
+    const password = ctx.escrowed.get(existing) ?? (await ctx.store.escrow.open(existing)).secret;
+    return { password, escrowId: existing };
   }
   const password = fixed ?? new Secret(generateAmtPassword());
   const escrowId = await ctx.write((tx) =>
@@ -33,6 +33,7 @@ export async function escrowedPassword(
       { actor: ctx.actor },
     ),
   );
+  ctx.escrowed.set(escrowId, password);
   await ctx.persist({ [key]: escrowId });
   return { password, escrowId };
 }

@@ -26,9 +26,14 @@ async function renewalPsk(ctx: JobContext): Promise<{ pid: Pid; pps: Secret<Pps>
     return { pid, pps: await ctx.write((tx) => tx.psks.reveal(pid, { actor: ctx.actor, purpose: 'renewal' })) };
   }
   if (ctx.data.renewalSkipped === true) return undefined;
-  const hello = await ctx.store.psks.get(ctx.pid);
-  const batch = await ctx.store.batches.get(hello?.batch ?? '');
-  const request = { deviceUuid: ctx.uuid, preferBatch: hello?.batch ?? '', profile: batch?.profile ?? null };
+  // The batch and its profile binding were read at the hello; jobs from before that read them now.
+  let preferBatch = ctx.data.batch;
+  let profile = ctx.data.batchProfile;
+  if (preferBatch === undefined || profile === undefined) {
+    preferBatch = (await ctx.store.psks.get(ctx.pid))?.batch ?? '';
+    profile = (await ctx.store.batches.get(preferBatch))?.profile ?? null;
+  }
+  const request = { deviceUuid: ctx.uuid, preferBatch, profile };
   const taken = await ctx.write((tx) => tx.pskBindings.takeRenewal(request, { actor: ctx.actor }));
   if (taken === undefined) {
     // Without TLS the verification needs the new PSK, so renewal cannot be skipped then.
@@ -36,7 +41,7 @@ async function renewalPsk(ctx: JobContext): Promise<{ pid: Pid; pps: Secret<Pps>
       throw new ScsError(
         'SCS_NO_RENEWAL_PSK',
         `no available PSK is left to renew device ${ctx.uuid}'s PSK (generate or import more)`,
-        { details: { uuid: ctx.uuid, batch: hello?.batch ?? null } },
+        { details: { uuid: ctx.uuid, batch: preferBatch } },
       );
     }
     ctx.log.warn('no PSK left for renewal; the profile says provision without one');

@@ -3,6 +3,8 @@ import { connectTls } from '../../amt/tls-psk.ts';
 import { getSetupAndConfigurationService, ProvisioningState } from '../../amt/wsman/ops/setup-and-configuration.ts';
 import { isScsError, ScsError } from '../../errors.ts';
 import type { Pid } from '../../psk/pid.ts';
+import type { Pps } from '../../psk/pps.ts';
+import type { Secret } from '../../secret.ts';
 import type { Credentials, JobContext } from '../context.ts';
 import { fqdn } from '../context.ts';
 import { isRetryable, withRetries } from '../retry.ts';
@@ -43,10 +45,11 @@ async function afterCommitCandidates(ctx: JobContext): Promise<Credentials[]> {
   const out: Credentials[] = [];
   const adminId = ctx.data.adminEscrowId;
   if (adminId !== undefined) {
-    const row = await ctx.store.escrow.open(adminId);
+    const known = ctx.escrowed.get(adminId);
+    const row = known === undefined ? await ctx.store.escrow.open(adminId) : undefined;
     out.push({
-      username: row.username ?? ctx.data.adminUser ?? ctx.profile.adminUser,
-      password: row.secret,
+      username: row?.username ?? ctx.data.adminUser ?? ctx.profile.adminUser,
+      password: known ?? (row as { secret: Secret<string> }).secret,
       source: `escrow:${adminId}`,
       escrowId: adminId,
     });
@@ -64,7 +67,7 @@ export async function verifyDevice(
   const useTls = ctx.data.tls === true;
   const newPid = ctx.data.newPid as Pid | undefined;
   const name = fqdn(ctx.data.hostName ?? '', ctx.data.domainName ?? '');
-  let newPps = undefined as Awaited<ReturnType<JobContext['store']['psks']['reveal']>> | undefined;
+  let newPps: Secret<Pps> | undefined;
   if (!useTls) {
     if (newPid === undefined) {
       throw new ScsError(

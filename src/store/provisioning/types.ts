@@ -178,6 +178,9 @@ export interface JobData {
   readonly restarts?: number;
   /** Admin user name the device will use after commit. */
   readonly adminUser?: string;
+  /** The hello PSK's batch and the profile that batch is bound to (null: none), for the renewal PSK. */
+  readonly batch?: string;
+  readonly batchProfile?: string | null;
   /** hello AdminCredentialsSet (protocol.md §1a). */
   readonly adminCredentialsSet?: boolean;
 }
