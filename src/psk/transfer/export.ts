@@ -66,7 +66,7 @@ export interface ExportOptions {
   /** Who the audit log names. */
   readonly actor: string;
   readonly batch?: string;
-  /** At most this many PSKs (oldest first); default all that match. */
+  /** At most this many PSKs (oldest first; a bundle takes available ones before exported ones); default all. */
   readonly count?: number;
   /** Which PSKs: `available` or `exported`. Default: available (csv, setup-bin); both (bundle). */
   readonly state?: PskState;
@@ -335,17 +335,25 @@ async function runExport(store: Store, options: ExportOptions, target: Target): 
       options.onProgress?.(done, total);
     };
 
-    const filter = {
-      state: states,
-      limit: total,
-      ...(options.batch === undefined ? {} : { batch: options.batch }),
-    };
-    for await (const row of tx.psks.iterateWithPps(filter, {
-      actor: options.actor,
-      purpose: `export ${format} ${exportId}`,
-    })) {
-      group.push(row);
-      if (group.length >= GROUP) await flush();
+    // One state at a time: SQLite serves `state = ? AND id > ? ORDER BY id` straight from the
+    // (state, rowid) index, whereas `state IN (a, b)` sorts every remaining row for each page of
+    // 1,000 (quadratic over a million). A bundle thus carries its available PSKs first.
+    let remaining = total;
+    for (const state of states) {
+      if (remaining === 0) break;
+      const filter = {
+        state,
+        limit: remaining,
+        ...(options.batch === undefined ? {} : { batch: options.batch }),
+      };
+      for await (const row of tx.psks.iterateWithPps(filter, {
+        actor: options.actor,
+        purpose: `export ${format} ${exportId}`,
+      })) {
+        group.push(row);
+        remaining--;
+        if (group.length >= GROUP) await flush();
+      }
     }
     await flush();
     if (done !== total) {

@@ -1,0 +1,180 @@
+/**
+ * PSK export/import through the database (src/psk/transfer): a 1,000,000-pair bundle exported
+ * from one SQLite database (as a copy, then as a move) and imported into a fresh second one
+ * (targets < 10 s and peak RSS < 300 MB each), and a setup.bin of 20,000 records exported
+ * (target < 1 s). The databases are seeded first (not measured); each measured phase runs in
+ * its own process so its peak RSS is its own. JSON on stdout, readable lines on stderr.
+ *
+ *   node --import tsx bench/transfer.ts [pairs]
+ */
+import { spawnSync } from 'node:child_process';
+import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_SCRYPT_PARAMS } from '../src/psk/formats/bundle.ts';
+import { generatePsks } from '../src/psk/service.ts';
+import { exportPsksToFile } from '../src/psk/transfer/export.ts';
+import { importPsks } from '../src/psk/transfer/import.ts';
+import { Secret } from '../src/secret.ts';
+import { openStore } from '../src/store/open.ts';
+import type { Store } from '../src/store/store.ts';
+
+const SETUPBIN_RECORDS = 20_000;
+const PASSPHRASE = new Secret('bench passphrase: not a secret');
+const actor = 'bench';
+
+type Result = Record<string, number | string>;
+
+function peakRssMb(): number {
+  return Math.round(process.resourceUsage().maxRSS / 1024); // maxRSS is in KiB
+}
+
+async function withStore<T>(dir: string, name: string, fn: (store: Store) => Promise<T>): Promise<T> {
+  const { store } = await openStore({
+    db: `sqlite:${path.join(dir, `${name}.db`)}`,
+    masterKeyFile: path.join(dir, 'master.key'),
+  });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function seed(dir: string, pairs: number): Promise<Result> {
+  const t0 = performance.now();
+  await withStore(dir, 'a', (s) => generatePsks(s, { count: pairs, batch: 'bulk', actor }));
+  await withStore(dir, 'c', (s) => generatePsks(s, { count: SETUPBIN_RECORDS, batch: 'usb', actor }));
+  return { pairs, setupBinPairs: SETUPBIN_RECORDS, ms: Math.round(performance.now() - t0) };
+}
+
+async function bundleExport(dir: string, move: boolean): Promise<Result> {
+  return withStore(dir, 'a', async (store) => {
+    const t0 = performance.now();
+    const s = await exportPsksToFile(
+      store,
+      { format: 'bundle', actor, bundle: { passphrase: PASSPHRASE, move, sourceName: 'bench' }, overwrite: true },
+      path.join(dir, move ? 'move.bundle' : 'copy.bundle'),
+    );
+    return {
+      records: s.count,
+      bytes: s.bytes,
+      stateChanged: s.stateChanged,
+      ms: Math.round(performance.now() - t0),
+      peakRssMb: peakRssMb(),
+    };
+  });
+}
+
+async function bundleImport(dir: string): Promise<Result> {
+  return withStore(dir, 'b', async (store) => {
+    const file = path.join(dir, 'move.bundle');
+    const t0 = performance.now();
+    const s = await importPsks(store, createReadStream(file, { highWaterMark: 256 * 1024 }), {
+      actor,
+      fileName: file,
+      passphrase: PASSPHRASE,
+    });
+    return {
+      records: s.records,
+      inserted: s.inserted,
+      ms: Math.round(performance.now() - t0),
+      peakRssMb: peakRssMb(),
+    };
+  });
+}
+
+async function setupBinExport(dir: string): Promise<Result> {
+  return withStore(dir, 'c', async (store) => {
+    const t0 = performance.now();
+    const s = await exportPsksToFile(
+      store,
+      {
+        format: 'setup-bin',
+        actor,
+        setupBin: {
+          currentMebxPassword: new Secret('admin'),
+          newMebxPassword: new Secret('P@ssw0rd!x'),
+          hostNamePattern: 'pc-{n:5}',
+          domainName: 'corp.example',
+          provisioningServerAddress: '10.0.0.5',
+          provisioningServerPort: 9971,
+        },
+      },
+      path.join(dir, 'setup.bin'),
+    );
+    return { records: s.count, bytes: s.bytes, ms: Math.round(performance.now() - t0), peakRssMb: peakRssMb() };
+  });
+}
+
+function runPhase(phase: string, dir: string, pairs: number): Result {
+  const self = fileURLToPath(import.meta.url);
+  const child = spawnSync(process.execPath, [...process.execArgv, self, '--phase', phase, dir, String(pairs)], {
+    encoding: 'utf8',
+    maxBuffer: 1024 * 1024,
+  });
+  if (child.status !== 0) throw new Error(`phase ${phase} failed: ${child.stderr}`);
+  return JSON.parse(child.stdout) as Result;
+}
+
+async function phase(name: string, dir: string, pairs: number): Promise<Result> {
+  switch (name) {
+    case 'seed':
+      return seed(dir, pairs);
+    case 'bundle-export-copy':
+      return bundleExport(dir, false);
+    case 'bundle-export-move':
+      return bundleExport(dir, true);
+    case 'bundle-import':
+      return bundleImport(dir);
+    case 'setupbin-export':
+      return setupBinExport(dir);
+    default:
+      throw new Error(`unknown phase ${name}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const at = process.argv.indexOf('--phase');
+  if (at !== -1) {
+    const result = await phase(
+      process.argv[at + 1] ?? '',
+      process.argv[at + 2] ?? '',
+      Number(process.argv[at + 3] ?? '0'),
+    );
+    process.stdout.write(JSON.stringify(result));
+    return;
+  }
+  const pairs = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 1_000_000);
+  const dir = mkdtempSync(path.join(tmpdir(), 'amt-scs-bench-transfer-'));
+  try {
+    const seeded = runPhase('seed', dir, pairs);
+    const copy = runPhase('bundle-export-copy', dir, pairs);
+    const move = runPhase('bundle-export-move', dir, pairs);
+    const imported = runPhase('bundle-import', dir, pairs);
+    const setupbin = runPhase('setupbin-export', dir, pairs);
+    const result = {
+      node: process.version,
+      loadavg1: Number((loadavg()[0] ?? 0).toFixed(2)),
+      scrypt: DEFAULT_SCRYPT_PARAMS,
+      seed: seeded,
+      bundleExportCopy: { ...copy, targetMs: 10_000, targetPeakRssMb: 300 },
+      bundleExportMove: { ...move, targetMs: 10_000, targetPeakRssMb: 300 },
+      bundleImport: { ...imported, targetMs: 10_000, targetPeakRssMb: 300 },
+      setupBinExport: { ...setupbin, targetMs: 1000 },
+    };
+    process.stderr.write(
+      `seed: ${pairs} + ${SETUPBIN_RECORDS} pairs generated in ${seeded.ms} ms (not measured)\n` +
+        `bundle export (copy) ${copy.records}: ${copy.ms} ms, peak RSS ${copy.peakRssMb} MB, ${copy.bytes} bytes\n` +
+        `bundle export (move) ${move.records}: ${move.ms} ms, peak RSS ${move.peakRssMb} MB\n` +
+        `bundle import ${imported.records} into a fresh database: ${imported.ms} ms, peak RSS ${imported.peakRssMb} MB\n` +
+        `setup.bin export ${setupbin.records}: ${setupbin.ms} ms, peak RSS ${setupbin.peakRssMb} MB, ${setupbin.bytes} bytes\n`,
+    );
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
