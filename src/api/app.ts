@@ -23,6 +23,7 @@ import { PROFILE_SCHEMAS, profileRoutes } from './routes/profiles.ts';
 import { pskRoutes } from './routes/psks.ts';
 import { systemRoutes } from './routes/system.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { IMPORT_MAX_BYTES, transferRoutes } from './routes/transfer.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { problemResponse, SHARED_SCHEMAS } from './schemas.ts';
 import { TaskRegistry } from './tasks.ts';
@@ -60,7 +61,7 @@ export interface ApiParts {
   readonly counts: PskCountsPublisher;
 }
 
-const DEFAULT_LIMITS: ApiLimits = { generateSyncMax: 10_000, heartbeatMs: 15_000 };
+const DEFAULT_LIMITS: ApiLimits = { generateSyncMax: 10_000, heartbeatMs: 15_000, importMaxBytes: IMPORT_MAX_BYTES };
 
 /**
  * The REST API (docs/api.md): fastify with TypeBox schemas on every input and output,
@@ -247,6 +248,7 @@ export async function createApi(deps: ApiDeps, options: ApiOptions = {}): Promis
 
   await app.register(systemRoutes, { ctx, registry });
   await app.register(pskRoutes, { ctx, prefix: API_PREFIX });
+  await app.register(transferRoutes, { ctx, prefix: API_PREFIX });
   await app.register(batchRoutes, { ctx, prefix: API_PREFIX });
   await app.register(profileRoutes, { ctx, prefix: API_PREFIX });
   await app.register(deviceRoutes, { ctx, prefix: API_PREFIX });

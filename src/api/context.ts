@@ -43,6 +43,8 @@ export interface ApiLimits {
   readonly generateSyncMax: number;
   /** SSE comment line interval that keeps proxies from closing an idle stream. */
   readonly heartbeatMs: number;
+  /** Largest import upload (it is read into memory before the import's transaction starts). */
+  readonly importMaxBytes: number;
 }
 
 export interface RouteOptions {

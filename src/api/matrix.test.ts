@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { generatePid, generatePps } from '../psk/generate.ts';
 import { formatPid } from '../psk/pid.ts';
+import { formatPps } from '../psk/pps.ts';
 import { generatePsks } from '../psk/service.ts';
 import { createToken } from './tokens.ts';
 import { seedDevice, startHarness, TOKEN_KEYS, type ApiHarness, type TokenKey } from './testing.ts';
@@ -14,6 +16,7 @@ const WRITERS: readonly TokenKey[] = ['admin', 'operator', 'operatorReveal'];
 const REVEALERS: readonly TokenKey[] = ['admin', 'operatorReveal', 'auditorReveal'];
 const AUDITORS: readonly TokenKey[] = ['admin', 'auditor', 'auditorReveal'];
 const ADMIN: readonly TokenKey[] = ['admin'];
+const EXPORTERS: readonly TokenKey[] = ['admin', 'operatorReveal'];
 
 interface Call {
   readonly url: string;
@@ -90,6 +93,24 @@ describe('route x role matrix', () => {
       allowed: WRITERS,
       ok: 200,
       call: () => ({ url: '/api/v1/psks/revoke', body: { pids: [freshPid()] } }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/psks/export',
+      allowed: EXPORTERS,
+      ok: 200,
+      call: () => ({ url: '/api/v1/psks/export', body: { format: 'csv', batch: 'mx', count: 1 } }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/psks/import',
+      allowed: WRITERS,
+      ok: 200,
+      call: () => ({
+        url: '/api/v1/psks/import?batch=imported',
+        body: `PID,PPS\r\n${formatPid(generatePid())},${formatPps(generatePps())}\r\n`,
+        headers: { 'content-type': 'text/csv' },
+      }),
     },
     { method: 'GET', route: '/api/v1/batches', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/batches' }) },
     {
@@ -215,6 +236,7 @@ describe('route x role matrix', () => {
   before(async () => {
     h = await startHarness();
     await generatePsks(h.store, { count: 60, batch: 'matrix', actor: 'test' });
+    await generatePsks(h.store, { count: 20, batch: 'mx', actor: 'test' });
     const rows60 = await h.store.psks.list({ limit: 60 });
     for (const p of rows60) pids.push(formatPid(p.pid));
     const held = rows60.at(-1);
@@ -295,7 +317,7 @@ describe('route x role matrix', () => {
           method: row.method,
           url,
           headers,
-          ...(body === undefined ? {} : { payload: body as Record<string, unknown> }),
+          ...(body === undefined ? {} : { payload: body as Record<string, unknown> | string }),
         });
         got[caller] = res.statusCode;
         if (res.statusCode >= 400) {

@@ -39,6 +39,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   SCS_SETUPBIN_MALFORMED: 400,
   SCS_BUNDLE_MALFORMED: 400,
   SCS_PASSPHRASE_MISSING: 400,
+  SCS_PASSPHRASE_WEAK: 400,
   SCS_FORMAT_INPUT_INVALID: 400,
   SCS_HELLO_MALFORMED: 400,
   SCS_CERT_REQUEST_INVALID: 400,
@@ -57,6 +58,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   SCS_DEVICE_STATE_INVALID: 409,
   SCS_EXPORT_EMPTY: 409,
   SCS_NO_RENEWAL_PSK: 409,
+  // The key's records contradict this server's export log: the file and the database disagree.
+  SCS_SETUPBIN_UNMATCHED: 409,
   SCS_PRECONDITION_FAILED: 412,
   SCS_REQUEST_TOO_LARGE: 413,
   SCS_MEDIA_TYPE_INVALID: 415,
