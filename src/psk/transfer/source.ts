@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { isScsError, ScsError } from '../../errors.ts';
 import { DETECT_SAMPLE_BYTES, detectFormat, type PskFileFormat } from '../formats/detect.ts';
 
 /** What an import reads: the whole file in memory, a Readable (file, HTTP request) or any byte iterable. */
@@ -10,13 +11,26 @@ export type ImportSource = Buffer | Uint8Array | Readable | AsyncIterable<Uint8A
  */
 const PIECE = 256 * 1024;
 
+/** The source's own read errors (EACCES, EISDIR, a dropped upload) become SCS_FILE_IO. */
+async function* readable<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* source;
+  } catch (e) {
+    if (isScsError(e)) throw e;
+    const code = (e as { code?: unknown } | undefined)?.code;
+    throw new ScsError('SCS_FILE_IO', `cannot read the import source${typeof code === 'string' ? ` (${code})` : ''}`, {
+      cause: e,
+    });
+  }
+}
+
 async function* pieces(source: ImportSource): AsyncGenerator<Buffer> {
   if (source instanceof Uint8Array) {
     const b = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
     for (let i = 0; i < b.length; i += PIECE) yield b.subarray(i, i + PIECE);
     return;
   }
-  for await (const chunk of source as AsyncIterable<Uint8Array | string>) {
+  for await (const chunk of readable(source as AsyncIterable<Uint8Array | string>)) {
     const b =
       typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     for (let i = 0; i < b.length; i += PIECE) yield b.subarray(i, i + PIECE);

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -187,6 +196,12 @@ describe('CSV export and import', () => {
     assert.deepEqual(snapshot(a), before);
     assert.throws(() => statSync(out));
     assert.deepEqual(tempFilesIn(a.dir), []);
+  });
+
+  it('reports a source that cannot be read as SCS_FILE_IO, changing nothing', async () => {
+    const before = snapshot(b);
+    await rejectsWith(importPsks(b.store, createReadStream(b.dir), importOptions(b.dir)), 'SCS_FILE_IO', /EISDIR/);
+    assert.deepEqual(snapshot(b), before);
   });
 
   it('refuses to replace an existing file unless asked to', async () => {
