@@ -3,7 +3,7 @@ import { setImmediate } from 'node:timers/promises';
 import { Type, type FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
 import { isScsError, ScsError } from '../../errors.ts';
 import { GENERATE_MAX } from '../../psk/service.ts';
-import { exportPsks, type ExportOptions, type ExportSummary } from '../../psk/transfer/export.ts';
+import { exportPsks, type ExportOptions } from '../../psk/transfer/export.ts';
 import { importPsks, type ImportSummary } from '../../psk/transfer/import.ts';
 import { formatPid } from '../../psk/pid.ts';
 import { Secret } from '../../secret.ts';
@@ -56,7 +56,7 @@ export const transferRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, 
           'The response is the file (Content-Disposition: attachment). csv and setup-bin mark the PSKs exported; a ' +
           'bundle is a copy unless bundle.move (then they become transferred here). One transaction: it commits ' +
           'only after the last byte was handed to the connection; a client that goes away rolls it back. ' +
-          'X-Export-Id names the export log entry. Errors before the first byte are problem+json.',
+          'Errors before the first byte are problem+json.',
         body: Type.Object(
           {
             format: StringEnum(EXPORT_FORMATS),
@@ -191,7 +191,7 @@ export const transferRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, 
       const running = exportPsks(store, { ...options, signal: abort.signal }, write);
       // Errors before the first byte (nothing matches, weak passphrase, ...) are ordinary problems.
       const first = await Promise.race([firstByte.then(() => 'streaming' as const), running]);
-      if (first !== 'streaming') return sendWhole(first);
+      if (first !== 'streaming') return sendWhole();
       running.then(
         (summary) => {
           request.log.info({ exportId: summary.exportId, count: summary.count, format: summary.format }, 'export sent');
@@ -211,13 +211,12 @@ export const transferRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, 
         .send(out);
 
       // An export that finished before its first chunk reached us (tiny files) is sent whole.
-      function sendWhole(summary: ExportSummary) {
+      function sendWhole() {
         ctx.counts.poke();
         out.end();
         return reply
           .header('content-type', CONTENT_TYPE[b.format])
           .header('content-disposition', `attachment; filename="${fileName}"`)
-          .header('x-export-id', summary.exportId)
           .header('cache-control', 'no-store')
           .send(out);
       }
