@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { SecretBox } from '../../crypto/envelope.ts';
 import { isScsError, ScsError } from '../../errors.ts';
 import { formatPid, type Pid } from '../../psk/pid.ts';
@@ -549,7 +549,11 @@ async function move(
             ...(deviceUuid === undefined ? {} : { device_uuid: deviceUuid }),
           })
           .where('pid', 'in', g.pids)
-          .where('state', '=', g.from)
+          // Without statistics SQLite's planner picks the state index here and walks every row in
+          // that state (a million for one hello); unary + takes the column off the index so the
+          // unique PID index is used (sqlite.org/optoverview.html, "Disqualifying WHERE clause
+          // terms using unary-+"). PostgreSQL has no unary + on text and needs no hint.
+          .where(tx.engine.name === 'sqlite' ? sql<PskState>`+state` : sql<PskState>`state`, '=', g.from)
           .executeTakeFirst();
         if (Number(res.numUpdatedRows) !== g.pids.length) {
           throw new ScsError(
