@@ -8,7 +8,7 @@
  *   node --import tsx bench/transfer.ts [pairs]
  */
 import { spawnSync } from 'node:child_process';
-import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,35 @@ const SETUPBIN_RECORDS = 20_000;
 const PASSPHRASE = new Secret('bench passphrase: not a secret');
 const actor = 'bench';
 
-type Result = Record<string, number | string>;
+type Result = Record<string, number | string | null>;
+
+/** CPU seconds of the main thread (Linux /proc; null elsewhere): the floor of the wall time on an idle machine. */
+function mainThreadCpuMs(): number | null {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
+    return Number.isFinite(ticks) ? ticks * 10 : null; // USER_HZ = 100
+  } catch {
+    return null;
+  }
+}
+
+/** Wall time, CPU of every thread, and main-thread CPU of `fn`; the machine may be shared. */
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; cpuMs: number; mainCpuMs: number }> {
+  const c0 = process.cpuUsage();
+  const m0 = mainThreadCpuMs() ?? 0;
+  const t0 = performance.now();
+  const value = await fn();
+  const ms = Math.round(performance.now() - t0);
+  const c = process.cpuUsage(c0);
+  return {
+    value,
+    ms,
+    cpuMs: Math.round((c.user + c.system) / 1000),
+    mainCpuMs: (mainThreadCpuMs() ?? 0) - m0,
+  };
+}
 
 function peakRssMb(): number {
   return Math.round(process.resourceUsage().maxRSS / 1024); // maxRSS is in KiB
@@ -51,60 +79,52 @@ async function seed(dir: string, pairs: number): Promise<Result> {
 
 async function bundleExport(dir: string, move: boolean): Promise<Result> {
   return withStore(dir, 'a', async (store) => {
-    const t0 = performance.now();
-    const s = await exportPsksToFile(
-      store,
-      { format: 'bundle', actor, bundle: { passphrase: PASSPHRASE, move, sourceName: 'bench' }, overwrite: true },
-      path.join(dir, move ? 'move.bundle' : 'copy.bundle'),
+    const { value: s, ...t } = await timed(() =>
+      exportPsksToFile(
+        store,
+        { format: 'bundle', actor, bundle: { passphrase: PASSPHRASE, move, sourceName: 'bench' }, overwrite: true },
+        path.join(dir, move ? 'move.bundle' : 'copy.bundle'),
+      ),
     );
-    return {
-      records: s.count,
-      bytes: s.bytes,
-      stateChanged: s.stateChanged,
-      ms: Math.round(performance.now() - t0),
-      peakRssMb: peakRssMb(),
-    };
+    return { records: s.count, bytes: s.bytes, stateChanged: s.stateChanged, ...t, peakRssMb: peakRssMb() };
   });
 }
 
 async function bundleImport(dir: string): Promise<Result> {
   return withStore(dir, 'b', async (store) => {
     const file = path.join(dir, 'move.bundle');
-    const t0 = performance.now();
-    const s = await importPsks(store, createReadStream(file, { highWaterMark: 256 * 1024 }), {
-      actor,
-      fileName: file,
-      passphrase: PASSPHRASE,
-    });
-    return {
-      records: s.records,
-      inserted: s.inserted,
-      ms: Math.round(performance.now() - t0),
-      peakRssMb: peakRssMb(),
-    };
+    const { value: s, ...t } = await timed(() =>
+      importPsks(store, createReadStream(file, { highWaterMark: 256 * 1024 }), {
+        actor,
+        fileName: file,
+        passphrase: PASSPHRASE,
+      }),
+    );
+    return { records: s.records, inserted: s.inserted, ...t, peakRssMb: peakRssMb() };
   });
 }
 
 async function setupBinExport(dir: string): Promise<Result> {
   return withStore(dir, 'c', async (store) => {
-    const t0 = performance.now();
-    const s = await exportPsksToFile(
-      store,
-      {
-        format: 'setup-bin',
-        actor,
-        setupBin: {
-          currentMebxPassword: new Secret('admin'),
-          newMebxPassword: new Secret('P@ssw0rd!x'),
-          hostNamePattern: 'pc-{n:5}',
-          domainName: 'corp.example',
-          provisioningServerAddress: '10.0.0.5',
-          provisioningServerPort: 9971,
+    const { value: s, ...t } = await timed(() =>
+      exportPsksToFile(
+        store,
+        {
+          format: 'setup-bin',
+          actor,
+          setupBin: {
+            currentMebxPassword: new Secret('admin'),
+            newMebxPassword: new Secret('P@ssw0rd!x'),
+            hostNamePattern: 'pc-{n:5}',
+            domainName: 'corp.example',
+            provisioningServerAddress: '10.0.0.5',
+            provisioningServerPort: 9971,
+          },
         },
-      },
-      path.join(dir, 'setup.bin'),
+        path.join(dir, 'setup.bin'),
+      ),
     );
-    return { records: s.count, bytes: s.bytes, ms: Math.round(performance.now() - t0), peakRssMb: peakRssMb() };
+    return { records: s.count, bytes: s.bytes, ...t, peakRssMb: peakRssMb() };
   });
 }
 
@@ -166,10 +186,10 @@ async function main(): Promise<void> {
     };
     process.stderr.write(
       `seed: ${pairs} + ${SETUPBIN_RECORDS} pairs generated in ${seeded.ms} ms (not measured)\n` +
-        `bundle export (copy) ${copy.records}: ${copy.ms} ms, peak RSS ${copy.peakRssMb} MB, ${copy.bytes} bytes\n` +
-        `bundle export (move) ${move.records}: ${move.ms} ms, peak RSS ${move.peakRssMb} MB\n` +
-        `bundle import ${imported.records} into a fresh database: ${imported.ms} ms, peak RSS ${imported.peakRssMb} MB\n` +
-        `setup.bin export ${setupbin.records}: ${setupbin.ms} ms, peak RSS ${setupbin.peakRssMb} MB, ${setupbin.bytes} bytes\n`,
+        `bundle export (copy) ${copy.records}: ${copy.ms} ms (main thread CPU ${copy.mainCpuMs} ms), peak RSS ${copy.peakRssMb} MB, ${copy.bytes} bytes\n` +
+        `bundle export (move) ${move.records}: ${move.ms} ms (main thread CPU ${move.mainCpuMs} ms), peak RSS ${move.peakRssMb} MB\n` +
+        `bundle import ${imported.records} into a fresh database: ${imported.ms} ms (main thread CPU ${imported.mainCpuMs} ms), peak RSS ${imported.peakRssMb} MB\n` +
+        `setup.bin export ${setupbin.records}: ${setupbin.ms} ms (main thread CPU ${setupbin.mainCpuMs} ms), peak RSS ${setupbin.peakRssMb} MB, ${setupbin.bytes} bytes\n`,
     );
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } finally {
