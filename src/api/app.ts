@@ -4,7 +4,7 @@ import https from 'node:https';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { LogController, type FastifyInstance, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type RawServerDefault } from 'fastify';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { ScsError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -50,6 +50,11 @@ export interface ApiOptions {
   readonly tokenTouchIntervalMs?: number;
   /** Least time between two `psk.counts` events. */
   readonly countsIntervalMs?: number;
+  /**
+   * Plugins registered at the root after the API's routes, e.g. the web console's static files
+   * at `/`. Routes they add under /api must carry a permission like every API route.
+   */
+  readonly extensions?: readonly FastifyPluginAsync[];
 }
 
 /** What createApi returns: the fastify instance with the API's own parts on `scs`. */
@@ -257,6 +262,10 @@ export async function createApi(deps: ApiDeps, options: ApiOptions = {}): Promis
   await app.register(tokenRoutes, { ctx, prefix: API_PREFIX });
   await app.register(taskRoutes, { ctx, prefix: API_PREFIX });
   await app.register(eventRoutes, { ctx, prefix: API_PREFIX });
+  for (const extension of options.extensions ?? []) {
+    // Wrapped so that a synchronous throw (a route without permission) rejects here, not later.
+    await app.register(async (child, opts) => extension(child, opts));
+  }
 
   app.addHook('onClose', async () => {
     unbridge?.();

@@ -61,11 +61,18 @@ export async function startHarness(options: HarnessOptions = {}): Promise<ApiHar
     const created = await createToken(store, { name: key, role: spec.role, grants: spec.grants, actor: 'test' });
     tokens[key] = created.token.reveal();
   }
-  const api = await createApi(
-    { config: { dataDir: dir, apiMetricsAuth: 'token' }, store, log, ...options.deps },
-    { countsIntervalMs: 10, ...options.api },
-  );
-  await api.ready();
+  let api: Api;
+  try {
+    api = await createApi(
+      { config: { dataDir: dir, apiMetricsAuth: 'token' }, store, log, ...options.deps },
+      { countsIntervalMs: 10, ...options.api },
+    );
+    await api.ready();
+  } catch (e) {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     api,
     store,
