@@ -246,11 +246,6 @@ export async function createApi(deps: ApiDeps, options: ApiOptions = {}): Promis
   });
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
-  const unbridge =
-    deps.provisioningEvents === undefined
-      ? undefined
-      : bridgeProvisioningEvents(deps.provisioningEvents, hub, () => counts.poke());
-
   await app.register(systemRoutes, { ctx, registry });
   await app.register(pskRoutes, { ctx, prefix: API_PREFIX });
   await app.register(transferRoutes, { ctx, prefix: API_PREFIX });
@@ -267,6 +262,11 @@ export async function createApi(deps: ApiDeps, options: ApiOptions = {}): Promis
     await app.register(async (child, opts) => extension(child, opts));
   }
 
+  // Subscribed last: a createApi that failed above leaves no listener behind.
+  const unbridge =
+    deps.provisioningEvents === undefined
+      ? undefined
+      : bridgeProvisioningEvents(deps.provisioningEvents, hub, () => counts.poke());
   app.addHook('onClose', async () => {
     unbridge?.();
     await tasks.close();
