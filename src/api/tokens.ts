@@ -152,7 +152,8 @@ export class TokenAuthenticator {
     const last = this.#touched.get(row.id);
     if (last === undefined || now - last >= this.#touchIntervalMs) {
       this.#touched.set(row.id, now);
-      await this.#store.tokens.markUsed(row.id, new Date(now));
+      // Last use is a convenience: a failure to record it must not refuse a valid token.
+      await this.#store.tokens.markUsed(row.id, new Date(now)).catch(() => undefined);
     }
     return { tokenId: row.id, name: row.name, role: row.role, grants: row.grants, actor: tokenActor(row.name) };
   }
