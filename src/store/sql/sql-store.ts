@@ -76,8 +76,9 @@ const INSERT_CHUNK = 500;
 const LIST_DEFAULT = 1000;
 const LIST_MAX = 10_000;
 const ITERATE_CHUNK = 1000;
-/** PSKs sealed per worker round trip inside insertMany. */
+/** PSKs sealed per worker round trip inside insertMany (the first slice is shorter). */
 const SEAL_SLICE = 5000;
+const FIRST_SEAL_SLICE = 2048;
 const AUDIT_LIST_DEFAULT = 100;
 /** States a PSK may enter the database in; in_use needs a running job and a prior state. */
 const INITIAL_STATES: readonly PskState[] = ['available', 'exported', 'consumed', 'revoked', 'transferred'];
@@ -314,7 +315,10 @@ class SqlPsks implements PskRepository {
         updated_at: now,
       }));
     };
-    const slices = chunks(offered, SEAL_SLICE);
+    // A short first slice: the inserts wait for it, every later slice is sealed while the one
+    // before it is inserted.
+    const head = Math.min(FIRST_SEAL_SLICE, offered.length);
+    const slices = [offered.slice(0, head), ...chunks(offered.slice(head), SEAL_SLICE)];
     // Sealing slice k+1 (worker thread) overlaps inserting slice k (database), so one big
     // transaction costs about the larger of the two, not their sum.
     let next: Promise<PskInsertRow[]> | undefined = slices[0] ? sealSlice(slices[0]) : undefined;
