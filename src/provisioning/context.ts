@@ -85,6 +85,12 @@ export interface JobContext {
   call<T>(operation: Operation<T>): Promise<T>;
   /** Runs `fn` in a store transaction shared with other jobs' writes (group commit); resolves once committed. */
   write<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` and writes the job data patch it returns in the same transaction: a PSK taken or a
+   * password escrowed is never committed without the job knowing it (a crash between the two
+   * would leak it).
+   */
+  writeWithData<T>(fn: (tx: Store) => Promise<{ readonly value: T; readonly patch: Partial<JobData> }>): Promise<T>;
   /** Merges `patch` into the job data; the runner writes it with the step's progress. */
   note(patch: Partial<JobData>): void;
   /** Merges `patch` into the job data and writes it now (before something is sent that depends on it). */

@@ -374,6 +374,21 @@ class Context implements JobContext {
     return this.#deps.group.run(fn);
   }
 
+  async writeWithData<T>(
+    fn: (tx: Store) => Promise<{ readonly value: T; readonly patch: Partial<JobData> }>,
+  ): Promise<T> {
+    let next: JobData = this.data;
+    const value = await this.write(async (tx) => {
+      const r = await fn(tx);
+      next = { ...this.data, ...r.patch };
+      const lease = { owner: this.#deps.nodeId, until: new Date(Date.now() + LEASE_MS) };
+      await tx.jobs.update(this.job.id, { data: next, lease }, undefined, { actor: this.actor });
+      return r.value;
+    });
+    this.data = next;
+    return value;
+  }
+
   note(patch: Partial<JobData>): void {
     this.data = { ...this.data, ...patch };
   }

@@ -166,7 +166,34 @@ describe('provisioning at scale', { timeout: 600_000 }, () => {
 
       const second = serve();
       await listening(second, 2);
-      await f.waitFor('all-provisioned', { timeoutMs: 300_000 });
+      try {
+        await f.waitFor('all-provisioned', { timeoutMs: 300_000 });
+      } catch (error) {
+        // Say which devices and why, from the store and the server's log.
+        const stuck = f.devices.filter((d) => d.state !== 'Post');
+        const { store } = await openStore({
+          db: `sqlite:${path.join(dir, 'scs.db')}`,
+          masterKeyFile: path.join(dir, 'master.key'),
+        });
+        const lines: string[] = [];
+        for (const d of stuck) {
+          const jobs = await store.jobs.list({ deviceUuid: d.uuid });
+          lines.push(
+            `${d.uuid} ${d.address} hellos ${d.hellos} hello ${d.hello} lastHelloError ${d.lastHelloError ?? '-'} lastError ${d.lastError ?? '-'}`,
+            ...jobs.map(
+              (j) =>
+                `  job ${j.id} ${j.state} step ${j.step ?? '-'} attempts ${j.attempts} ${j.errorCode ?? ''} ${j.errorMessage ?? ''} ${JSON.stringify(j.data)}`,
+            ),
+            ...output
+              .join('')
+              .split('\n')
+              .filter((l) => l.includes(d.uuid))
+              .slice(-15),
+          );
+        }
+        await store.close();
+        throw new Error(`${String(error)}\n${lines.join('\n')}`, { cause: error });
+      }
       // The last jobs finish their transaction after the devices turned Post: wait for them.
       const deadline = Date.now() + 60_000;
       for (;;) {

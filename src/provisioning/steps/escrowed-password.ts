@@ -21,8 +21,8 @@ export async function escrowedPassword(
     return { password, escrowId: existing };
   }
   const password = fixed ?? new Secret(generateAmtPassword());
-  const escrowId = await ctx.write((tx) =>
-    tx.escrow.put(
+  const escrowId = await ctx.writeWithData(async (tx) => {
+    const id = await tx.escrow.put(
       {
         deviceUuid: ctx.uuid,
         purpose,
@@ -31,9 +31,9 @@ export async function escrowedPassword(
         ...(username === undefined ? {} : { username }),
       },
       { actor: ctx.actor },
-    ),
-  );
+    );
+    return { value: id, patch: { [key]: id } };
+  });
   ctx.escrowed.set(escrowId, password);
-  await ctx.persist({ [key]: escrowId });
   return { password, escrowId };
 }

@@ -34,7 +34,16 @@ async function renewalPsk(ctx: JobContext): Promise<{ pid: Pid; pps: Secret<Pps>
     profile = (await ctx.store.batches.get(preferBatch))?.profile ?? null;
   }
   const request = { deviceUuid: ctx.uuid, preferBatch, profile };
-  const taken = await ctx.write((tx) => tx.pskBindings.takeRenewal(request, { actor: ctx.actor }));
+  const taken = await ctx.writeWithData(async (tx) => {
+    // A PSK already bound to this device that it does not hold (taken by an attempt that never
+    // committed) is its renewal PSK again: nothing leaks, whatever crashed before.
+    const spare = (await tx.pskBindings.boundTo(ctx.uuid)).find((p) => p !== ctx.pid);
+    const picked =
+      spare !== undefined
+        ? { pid: spare, pps: await tx.psks.reveal(spare, { actor: ctx.actor, purpose: 'renewal' }) }
+        : await tx.pskBindings.takeRenewal(request, { actor: ctx.actor });
+    return { value: picked, patch: picked === undefined ? {} : { newPid: picked.pid } };
+  });
   if (taken === undefined) {
     // Without TLS the verification needs the new PSK, so renewal cannot be skipped then.
     if (ctx.profile.onNoRenewalPsk === 'fail' || !ctx.profile.tls) {
@@ -51,6 +60,5 @@ async function renewalPsk(ctx: JobContext): Promise<{ pid: Pid; pps: Secret<Pps>
     );
     return undefined;
   }
-  await ctx.persist({ newPid: taken.pid });
   return { pid: taken.pid, pps: taken.pps };
 }
