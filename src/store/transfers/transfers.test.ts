@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { randomUUID } from 'node:crypto';
 import { generatePid } from '../../psk/generate.ts';
-import { openStore } from '../open.ts';
-import type { Store } from '../store.ts';
+import { useTempStore } from '../../../test/helpers/temp-store.ts';
 import type { NewExport } from './transfers.ts';
 
 function setupBinExport(extra: Partial<NewExport> = {}): NewExport {
@@ -30,50 +26,40 @@ function setupBinExport(extra: Partial<NewExport> = {}): NewExport {
 }
 
 describe('transfer log store (SQLite)', () => {
-  let dir: string;
-  let store: Store;
-  beforeEach(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'scs-transfers-'));
-    ({ store } = await openStore({
-      db: `sqlite:${path.join(dir, 'scs.db')}`,
-      masterKeyFile: path.join(dir, 'master.key'),
-    }));
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const temp = useTempStore('scs-transfers-');
 
   it('keeps a setup.bin export with its record number -> PID log and finds it by hash, format and PID', async () => {
     const e = setupBinExport();
     const pids = [generatePid(), generatePid(), generatePid()];
-    await store.transaction(async (tx) => {
+    await temp.store.transaction(async (tx) => {
       await tx.transfers.recordExport(e);
       await tx.transfers.addExportRecords(
         e.id,
         pids.map((pid, i) => ({ number: i + 1, pid })),
       );
     });
-    const got = await store.transfers.getExport(e.id);
+    const got = await temp.store.transfers.getExport(e.id);
     assert.equal(got?.doNotConsume, false);
     assert.equal(got.setupBinVersion, 2);
     assert.ok(got.createdAt instanceof Date);
     assert.deepEqual(
-      (await store.transfers.findExportsBySha256('a'.repeat(64))).map((x) => x.id),
+      (await temp.store.transfers.findExportsBySha256('a'.repeat(64))).map((x) => x.id),
       [e.id],
     );
     assert.deepEqual(
-      (await store.transfers.findSetupBinExports({ version: 2, recordCount: 3, doNotConsume: false })).map((x) => x.id),
+      (await temp.store.transfers.findSetupBinExports({ version: 2, recordCount: 3, doNotConsume: false })).map(
+        (x) => x.id,
+      ),
       [e.id],
     );
     assert.deepEqual(
-      await store.transfers.findSetupBinExports({ version: 3, recordCount: 3, doNotConsume: false }),
+      await temp.store.transfers.findSetupBinExports({ version: 3, recordCount: 3, doNotConsume: false }),
       [],
     );
-    assert.deepEqual(await store.transfers.findExportRecordsByPid([pids[1] ?? generatePid()]), [
+    assert.deepEqual(await temp.store.transfers.findExportRecordsByPid([pids[1] ?? generatePid()]), [
       { exportId: e.id, number: 2, pid: pids[1] },
     ]);
-    assert.deepEqual(await store.transfers.exportRecords(e.id, [3, 1]), [
+    assert.deepEqual(await temp.store.transfers.exportRecords(e.id, [3, 1]), [
       { number: 1, pid: pids[0] },
       { number: 3, pid: pids[2] },
     ]);
@@ -81,20 +67,20 @@ describe('transfer log store (SQLite)', () => {
 
   it('lists an export as pending until it is completed', async () => {
     const e = setupBinExport({ format: 'bundle', setupBinVersion: null, doNotConsume: null, bundleId: randomUUID() });
-    await store.transfers.recordExport(e);
+    await temp.store.transfers.recordExport(e);
     assert.deepEqual(
-      (await store.transfers.pendingExports()).map((x) => [x.id, x.tempFile]),
+      (await temp.store.transfers.pendingExports()).map((x) => [x.id, x.tempFile]),
       [[e.id, e.tempFile]],
     );
-    await store.transfers.completeExport(e.id);
-    assert.deepEqual(await store.transfers.pendingExports(), []);
-    assert.equal((await store.transfers.getExport(e.id))?.status, 'complete');
+    await temp.store.transfers.completeExport(e.id);
+    assert.deepEqual(await temp.store.transfers.pendingExports(), []);
+    assert.equal((await temp.store.transfers.getExport(e.id))?.status, 'complete');
   });
 
   it('remembers an imported bundle by its id and rolls the record back with its transaction', async () => {
     const id = randomUUID();
     await assert.rejects(
-      store.transaction(async (tx) => {
+      temp.store.transaction(async (tx) => {
         await tx.transfers.recordImport({
           bundleId: id,
           file: 'f',
@@ -106,8 +92,8 @@ describe('transfer log store (SQLite)', () => {
         throw new Error('abort');
       }),
     );
-    assert.equal(await store.transfers.getImport(id), undefined);
-    await store.transfers.recordImport({
+    assert.equal(await temp.store.transfers.getImport(id), undefined);
+    await temp.store.transfers.recordImport({
       bundleId: id,
       file: 'f',
       sourceName: 's',
@@ -115,7 +101,7 @@ describe('transfer log store (SQLite)', () => {
       inserted: 2,
       actor: 't',
     });
-    const got = await store.transfers.getImport(id);
+    const got = await temp.store.transfers.getImport(id);
     assert.equal(got?.inserted, 2);
     assert.ok(got.importedAt instanceof Date);
   });
