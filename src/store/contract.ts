@@ -532,6 +532,29 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreHar
         assert.equal((await store.psks.countByState()).exported, 1);
         assert.equal((await store.audit.verify()).ok, true);
       });
+
+      it('offers inside a transaction every repository the store offers, each rolled back with it', async () => {
+        const repos = (s: Store): string[] =>
+          Object.entries(s)
+            .filter(([, v]) => typeof v === 'object' && v !== null)
+            .map(([k]) => k)
+            .sort();
+        const outer = repos(store);
+        assert.ok(outer.includes('tokens') && outer.includes('jobs'), outer.join(','));
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            assert.deepEqual(repos(tx), outer);
+            // The repository least used in transactions: it once went missing from them.
+            await tx.tokens.create(
+              { name: 'in-tx', role: 'operator', grants: [], hash: 'a'.repeat(64) },
+              { actor },
+            );
+            throw new Error('boom');
+          }),
+          /boom/,
+        );
+        assert.equal(await store.tokens.countActive(), 0);
+      });
     });
 
     it('never lets a PPS into an audit entry', async () => {

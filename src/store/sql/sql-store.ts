@@ -32,11 +32,9 @@ import type {
 } from '../store.ts';
 import type { AuditLogTable, PsksTable, StoreDb } from './schema.ts';
 import { sqlProvisioning } from '../provisioning/sql-provisioning.ts';
-import type { ProvisioningRepositories } from '../provisioning/types.ts';
 import { SqlTokens } from '../tokens/sql-tokens.ts';
-import type { TokenRepository } from '../tokens/tokens.ts';
 import { SqlTransfers } from '../transfers/sql-transfers.ts';
-import type { TransferRepository } from '../transfers/transfers.ts';
+import { SqlPki } from '../pki/sql-pki.ts';
 
 /** A row for `psks` as written (pps already sealed). */
 export interface PskInsertRow {
@@ -96,42 +94,77 @@ interface Context {
   readonly box: SecretBox;
 }
 
-/**
- * The Store over any Kysely dialect. Adapters open the connection, run their migrations and
- * unwrap the data keys, then hand over a Kysely instance, an SqlEngine and a SecretBox.
- */
-export class SqlStore implements Store {
-  readonly engine: 'sqlite' | 'postgres';
-  readonly psks: PskRepository;
-  readonly batches: BatchRepository;
-  readonly audit: AuditLog;
-  readonly profiles: ProvisioningRepositories['profiles'];
-  readonly devices: ProvisioningRepositories['devices'];
-  readonly jobs: ProvisioningRepositories['jobs'];
-  readonly escrow: ProvisioningRepositories['escrow'];
-  readonly ca: ProvisioningRepositories['ca'];
-  readonly pskBindings: ProvisioningRepositories['pskBindings'];
-  readonly tokens: TokenRepository;
-  readonly transfers: TransferRepository;
-  readonly #ctx: Context;
-  #closed = false;
+/** Every repository of a Store: what SqlStore and TxStore share. */
+type Repositories = Omit<Store, 'engine' | 'transaction' | 'close'>;
 
-  constructor(root: Kysely<StoreDb>, engine: SqlEngine, box: SecretBox) {
-    this.#ctx = { root, q: root, inTx: false, engine, box };
-    this.engine = engine.name;
-    this.psks = new SqlPsks(this.#ctx);
-    this.batches = new SqlBatches(this.#ctx);
-    this.audit = new SqlAudit(this.#ctx);
+/**
+ * The repositories bound to `ctx` (the store itself or one open transaction). The one place
+ * they are wired: SqlStore and TxStore both take them from here, so a repository added to the
+ * Store cannot be present on one and missing on the other (it once was, and a transaction lost
+ * the API-token repository).
+ */
+function repositories(ctx: Context): Repositories {
+  return {
+    psks: new SqlPsks(ctx),
+    batches: new SqlBatches(ctx),
+    audit: new SqlAudit(ctx),
+    ...sqlProvisioning(ctx, (c) => new TxStore(c)),
+    tokens: new SqlTokens(ctx),
+    transfers: new SqlTransfers(ctx),
+    pki: new SqlPki(ctx),
+  };
+}
+
+/** A Store whose repositories are bound to one context; the two subclasses differ only in transaction/close. */
+abstract class BoundStore implements Store {
+  readonly engine: 'sqlite' | 'postgres';
+  readonly psks: Repositories['psks'];
+  readonly batches: Repositories['batches'];
+  readonly audit: Repositories['audit'];
+  readonly profiles: Repositories['profiles'];
+  readonly devices: Repositories['devices'];
+  readonly jobs: Repositories['jobs'];
+  readonly escrow: Repositories['escrow'];
+  readonly ca: Repositories['ca'];
+  readonly pskBindings: Repositories['pskBindings'];
+  readonly tokens: Repositories['tokens'];
+  readonly transfers: Repositories['transfers'];
+  readonly pki: Repositories['pki'];
+
+  constructor(ctx: Context) {
+    this.engine = ctx.engine.name;
     ({
+      psks: this.psks,
+      batches: this.batches,
+      audit: this.audit,
       profiles: this.profiles,
       devices: this.devices,
       jobs: this.jobs,
       escrow: this.escrow,
       ca: this.ca,
       pskBindings: this.pskBindings,
-    } = sqlProvisioning(this.#ctx, (c) => new TxStore(c)));
-    this.tokens = new SqlTokens(this.#ctx);
-    this.transfers = new SqlTransfers(this.#ctx);
+      tokens: this.tokens,
+      transfers: this.transfers,
+      pki: this.pki,
+    } = repositories(ctx));
+  }
+
+  abstract transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
+  abstract close(): Promise<void>;
+}
+
+/**
+ * The Store over any Kysely dialect. Adapters open the connection, run their migrations and
+ * unwrap the data keys, then hand over a Kysely instance, an SqlEngine and a SecretBox.
+ */
+export class SqlStore extends BoundStore {
+  readonly #ctx: Context;
+  #closed = false;
+
+  constructor(root: Kysely<StoreDb>, engine: SqlEngine, box: SecretBox) {
+    const ctx: Context = { root, q: root, inTx: false, engine, box };
+    super(ctx);
+    this.#ctx = ctx;
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
@@ -148,37 +181,7 @@ export class SqlStore implements Store {
 }
 
 /** The Store handed to a transaction callback: same repositories, bound to the transaction. */
-class TxStore implements Store {
-  readonly engine: 'sqlite' | 'postgres';
-  readonly psks: PskRepository;
-  readonly batches: BatchRepository;
-  readonly audit: AuditLog;
-  readonly profiles: ProvisioningRepositories['profiles'];
-  readonly devices: ProvisioningRepositories['devices'];
-  readonly jobs: ProvisioningRepositories['jobs'];
-  readonly escrow: ProvisioningRepositories['escrow'];
-  readonly ca: ProvisioningRepositories['ca'];
-  readonly pskBindings: ProvisioningRepositories['pskBindings'];
-  readonly tokens: TokenRepository;
-  readonly transfers: TransferRepository;
-
-  constructor(ctx: Context) {
-    this.engine = ctx.engine.name;
-    this.psks = new SqlPsks(ctx);
-    this.batches = new SqlBatches(ctx);
-    this.audit = new SqlAudit(ctx);
-    ({
-      profiles: this.profiles,
-      devices: this.devices,
-      jobs: this.jobs,
-      escrow: this.escrow,
-      ca: this.ca,
-      pskBindings: this.pskBindings,
-    } = sqlProvisioning(ctx, (c) => new TxStore(c)));
-    this.tokens = new SqlTokens(ctx);
-    this.transfers = new SqlTransfers(ctx);
-  }
-
+class TxStore extends BoundStore {
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
     return fn(this);
   }
