@@ -1,11 +1,13 @@
 import { Command } from 'commander';
 import { registerAuditCommands } from './audit.ts';
+import { registerBackupCommands } from './backup.ts';
 import { addConfigOptions } from './context.ts';
 import { registerDemoCommands } from './demo.ts';
 import { registerDeviceCommands } from './device.ts';
 import { registerHelloCommands } from './hello.ts';
 import type { Io } from './io.ts';
 import { registerJobCommands } from './job.ts';
+import { registerKeyCommands } from './key.ts';
 import { registerProfileCommands } from './profile.ts';
 import { registerPskCommands } from './psk.ts';
 import { registerServeCommands } from './serve.ts';
@@ -29,5 +31,7 @@ export function buildProgram(io: Io): Command {
   registerDeviceCommands(program, io);
   registerJobCommands(program, io);
   registerDemoCommands(program, io);
+  registerKeyCommands(program, io);
+  registerBackupCommands(program, io);
   return program;
 }

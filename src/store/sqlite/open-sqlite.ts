@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely } from 'kysely';
 import { generateDataKey, SecretBox, unwrapDataKey, wrapDataKey } from '../../crypto/envelope.ts';
+import { finishInterruptedRotation } from '../../crypto/key-rotation.ts';
 import { loadMasterKey } from '../../crypto/masterKey.ts';
 import { isScsError, ScsError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
@@ -59,10 +60,24 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Open
   }
   const db = new Kysely<StoreDb>({ dialect: new ImmediateSqliteDialect({ database: raw }) });
   try {
-    const masterKey = master.key.reveal();
+    let masterKey = master.key.reveal();
     const before = await schemaVersion(db);
     assertNotNewer(before, migrations);
-    if (before > 0) await unwrapAll(db, masterKey);
+    if (before > 0) {
+      try {
+        await unwrapAll(db, masterKey);
+      } catch (e) {
+        // A key rotation that committed but did not rename its new key file yet (src/crypto/key-rotation.ts).
+        const opens = (k: Buffer): Promise<boolean> =>
+          unwrapAll(db, k).then(
+            () => true,
+            () => false,
+          );
+        const next = isScsError(e) ? await finishInterruptedRotation(options.masterKeyFile, opens, log) : undefined;
+        if (next === undefined) throw e;
+        masterKey = next;
+      }
+    }
     await db.transaction().execute(async (trx) => {
       const result = await migrate(trx, migrations);
       if (result.from !== result.to) {
