@@ -175,7 +175,7 @@ describe('SQLite store files', () => {
     const side = new Database(paths(dir).db, { readonly: true });
     assert.equal(side.pragma('journal_mode', { simple: true }), 'wal');
     side.close();
-    await rejectsWith(openStore({ db: 'postgres://db/scs', masterKeyFile: paths(dir).key }), 'SCS_STORE_UNSUPPORTED');
+    await rejectsWith(openStore({ db: 'oracle://db/scs', masterKeyFile: paths(dir).key }), 'SCS_STORE_UNSUPPORTED');
     await rejectsWith(openStore({ db: 'mysql://db/scs', masterKeyFile: paths(dir).key }), 'SCS_STORE_UNSUPPORTED');
   });
 
