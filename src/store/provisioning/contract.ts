@@ -239,6 +239,56 @@ export function runProvisioningContract(name: string, makeStore: () => Promise<S
         const actions = (await store.audit.list({ limit: 10 })).map((e) => e.action);
         for (const a of ['job.created', 'job.step', 'job.failed']) assert.ok(actions.includes(a), a);
       });
+
+      it('leases jobs to one node: a live lease is not claimed, an expired one is, renewals and releases only touch the owner', async () => {
+        const soon = (ms: number): Date => new Date(Date.now() + ms);
+        const uuids = ['10000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000002', UUID2];
+        const [live, dead, free] = await Promise.all(
+          uuids.map(async (deviceUuid, i) => {
+            const lease =
+              i === 0
+                ? { owner: 'n1', until: soon(60_000) }
+                : i === 1
+                  ? { owner: 'n1', until: soon(-1000) }
+                  : undefined;
+            const j = await store.jobs.create(
+              { deviceUuid, pid: generatePid(), address: '10.0.0.5', profile: 'default', ...(lease ? { lease } : {}) },
+              { actor },
+            );
+            assert.ok(j);
+            return j;
+          }),
+        );
+        assert.ok(live && dead && free);
+        assert.equal(live.leaseOwner, 'n1');
+        const claimed = await store.jobs.claim({ owner: 'n2', until: soon(30_000) });
+        assert.deepEqual(
+          claimed.map((j) => [j.id, j.leaseOwner]),
+          [
+            [dead.id, 'n2'],
+            [free.id, 'n2'],
+          ].sort((a, b) => Number(a[0]) - Number(b[0])),
+        );
+        assert.deepEqual(await store.jobs.claim({ owner: 'n3', until: soon(30_000) }), []);
+        assert.deepEqual(
+          await store.jobs.claim({ owner: 'n1', until: soon(30_000), limit: 5 }).then((r) => r.map((j) => j.id)),
+          [live.id],
+        );
+        // n1 lost `dead` to n2: a renewal says so.
+        assert.deepEqual(await store.jobs.renewLeases('n1', [live.id, dead.id], soon(30_000)), [live.id]);
+        await store.jobs.releaseLeases('n1', [live.id, dead.id]);
+        assert.equal((await store.jobs.get(live.id))?.leaseOwner, null);
+        assert.equal((await store.jobs.get(dead.id))?.leaseOwner, 'n2');
+        assert.deepEqual(
+          (await store.jobs.claim({ owner: 'n3', until: soon(30_000), limit: 1 })).map((j) => j.id),
+          [live.id],
+        );
+        // A single node at start takes everything, live leases included.
+        const all = await store.jobs.claim({ owner: 'n4', until: soon(30_000), ignoreLeases: true });
+        assert.equal(all.length, 3);
+        await store.jobs.finish(free.id, { state: 'succeeded' }, { actor });
+        assert.deepEqual(await store.jobs.renewLeases('n4', [free.id], soon(30_000)), []);
+      });
     });
 
     describe('devices', () => {

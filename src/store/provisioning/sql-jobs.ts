@@ -2,10 +2,12 @@ import { ScsError } from '../../errors.ts';
 import type { Pid } from '../../psk/pid.ts';
 import { appendAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
 import type { JobsTable } from './schema.ts';
+import { claimJobs, releaseJobLeases, renewJobLeases } from './sql-job-leases.ts';
 import { checkLimit, checkUuid, db, nowIso, toDate, toDateOrNull } from './sql-util.ts';
 import {
   JOB_STATES,
   type ActorContext,
+  type ClaimOptions,
   type JobAudit,
   type JobData,
   type JobFilter,
@@ -80,8 +82,8 @@ export class SqlJobs implements JobRepository {
         attempts: 0,
         error_code: null,
         error_message: null,
-        lease_owner: null,
-        lease_until: null,
+        lease_owner: job.lease?.owner ?? null,
+        lease_until: job.lease?.until.toISOString() ?? null,
         data: JSON.stringify(job.data ?? {}),
         created_at: now,
         updated_at: now,
@@ -242,5 +244,17 @@ export class SqlJobs implements JobRepository {
     const out = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
     for (const r of rows) out[r.state] = Number(r.n);
     return out;
+  }
+
+  async claim(options: ClaimOptions): Promise<JobRow[]> {
+    return (await claimJobs(this.#ctx, options)).map(toRow);
+  }
+
+  renewLeases(owner: string, ids: readonly number[], until: Date): Promise<number[]> {
+    return renewJobLeases(this.#ctx, owner, ids, until);
+  }
+
+  releaseLeases(owner: string, ids: readonly number[]): Promise<void> {
+    return releaseJobLeases(this.#ctx, owner, ids);
   }
 }

@@ -212,6 +212,26 @@ export interface NewJob {
   readonly address: string;
   readonly profile: string;
   readonly data?: JobData;
+  /** The node that will run it (docs/operations.md, "Leases"): no other node claims it before `until`. */
+  readonly lease?: JobLease;
+}
+
+/** Who runs a job and until when, unless renewed (heartbeat). */
+export interface JobLease {
+  readonly owner: string;
+  readonly until: Date;
+}
+
+export interface ClaimOptions {
+  readonly owner: string;
+  readonly until: Date;
+  /** At most this many jobs (default: every claimable one). */
+  readonly limit?: number;
+  /**
+   * Also take jobs leased to someone else whose lease has not expired. Only for a single-node
+   * installation at start (SQLite): every lease in the database is then a dead process's.
+   */
+  readonly ignoreLeases?: boolean;
 }
 
 export interface JobFilter {
@@ -260,6 +280,16 @@ export interface JobRepository {
     context: ActorContext,
   ): Promise<JobRow>;
   countByState(): Promise<Record<JobState, number>>;
+  /**
+   * Leases unfinished jobs nobody holds (no lease, an expired one, or one of `owner`'s own) to
+   * `owner`, oldest first; rows another node is locking right now are skipped (FOR UPDATE SKIP
+   * LOCKED on PostgreSQL). Returns the jobs claimed.
+   */
+  claim(options: ClaimOptions): Promise<JobRow[]>;
+  /** Extends `owner`'s leases on these unfinished jobs; returns the ids `owner` still holds. */
+  renewLeases(owner: string, ids: readonly number[], until: Date): Promise<number[]>;
+  /** Gives up `owner`'s leases on these jobs (a node stopping), so another node claims them at once. */
+  releaseLeases(owner: string, ids: readonly number[]): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------
