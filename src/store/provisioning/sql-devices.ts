@@ -1,7 +1,7 @@
 import { ScsError } from '../../errors.ts';
 import type { Pid } from '../../psk/pid.ts';
 import { parseDetail } from '../audit-chain.ts';
-import { appendAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
+import { appendAudit, flushAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
 import type { AuditEntry } from '../store.ts';
 import type { DevicesTable } from './schema.ts';
 import { openEscrow } from './sql-escrow.ts';
@@ -198,6 +198,7 @@ export class SqlDevices implements DeviceRepository {
   async history(uuid: string, limit = 100): Promise<AuditEntry[]> {
     checkUuid(uuid);
     const n = checkLimit(limit, 100, 10_000);
+    await flushAudit(this.#ctx);
     // Entries name the device in detail.uuid; the UUID text cannot contain LIKE wildcards.
     const rows = await guard(
       db(this.#ctx)
