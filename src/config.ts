@@ -17,8 +17,17 @@ export interface Config {
   readonly helloPort: number;
   readonly helloMaxConnections: number;
   readonly helloTimeoutMs: number;
+  /** Hello admission (src/hello/rate-limit.ts, docs/security.md "Hello abuse"). */
+  readonly helloRateAddressBurst: number;
+  readonly helloRateAddressPerMinute: number;
+  readonly helloRatePidBurst: number;
+  readonly helloRatePidPerMinute: number;
+  readonly helloRateMaxTracked: number;
+  readonly helloMaxPending: number;
   readonly apiHost: string;
   readonly apiPort: number;
+  /** Open REST API connections at most (docs/security.md, "Hello abuse": slow and idle clients). */
+  readonly apiMaxConnections: number;
   /** PEM certificate (chain) file for HTTPS on the API; '' = plain HTTP. Set with apiTlsKey. */
   readonly apiTlsCert: string;
   /** PEM private key file for apiTlsCert; '' = plain HTTP. */
@@ -158,6 +167,66 @@ export const SETTINGS: readonly Setting[] = [
     default: () => 5_000,
   },
   {
+    key: 'helloRateAddressBurst',
+    flag: '--hello-rate-address-burst',
+    env: 'SCS_HELLO_RATE_ADDRESS_BURST',
+    kind: 'int',
+    min: 1,
+    max: 1_000_000,
+    help: 'hellos one source address may send back to back before it is rate-limited',
+    default: () => 20,
+  },
+  {
+    key: 'helloRateAddressPerMinute',
+    flag: '--hello-rate-address-per-minute',
+    env: 'SCS_HELLO_RATE_ADDRESS_PER_MINUTE',
+    kind: 'int',
+    min: 1,
+    max: 10_000_000,
+    help: 'hellos per minute one source address may send after its burst',
+    default: () => 120,
+  },
+  {
+    key: 'helloRatePidBurst',
+    flag: '--hello-rate-pid-burst',
+    env: 'SCS_HELLO_RATE_PID_BURST',
+    kind: 'int',
+    min: 1,
+    max: 1_000_000,
+    help: 'hellos naming one PID accepted back to back before that PID is rate-limited',
+    default: () => 10,
+  },
+  {
+    key: 'helloRatePidPerMinute',
+    flag: '--hello-rate-pid-per-minute',
+    env: 'SCS_HELLO_RATE_PID_PER_MINUTE',
+    kind: 'int',
+    min: 1,
+    max: 10_000_000,
+    help: 'hellos per minute naming one PID accepted after its burst',
+    default: () => 30,
+  },
+  {
+    key: 'helloRateMaxTracked',
+    flag: '--hello-rate-max-tracked',
+    env: 'SCS_HELLO_RATE_MAX_TRACKED',
+    kind: 'int',
+    min: 16,
+    max: 10_000_000,
+    help: 'source addresses (and PIDs) whose hello rate is remembered at most',
+    default: () => 65_536,
+  },
+  {
+    key: 'helloMaxPending',
+    flag: '--hello-max-pending',
+    env: 'SCS_HELLO_MAX_PENDING',
+    kind: 'int',
+    min: 1,
+    max: 1_000_000,
+    help: 'hellos being looked up at once at most; more are dropped (the device says hello again)',
+    default: () => 4096,
+  },
+  {
     key: 'apiHost',
     flag: '--api-host',
     env: 'SCS_API_HOST',
@@ -172,6 +241,16 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'port',
     help: 'TCP port of the REST API',
     default: () => 8080,
+  },
+  {
+    key: 'apiMaxConnections',
+    flag: '--api-max-connections',
+    env: 'SCS_API_MAX_CONNECTIONS',
+    kind: 'int',
+    min: 1,
+    max: 1_000_000,
+    help: 'open REST API connections at most; more are closed on accept',
+    default: () => 1024,
   },
   {
     key: 'apiTlsCert',

@@ -8,6 +8,7 @@ import { createHelloListener, type HelloListener } from './hello/listener.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createDeviceCertificateIssuer, type DeviceCertificateIssuer } from './provisioning/device-certificate.ts';
+import { createHelloAdmission, type HelloAdmission } from './provisioning/hello-admission.ts';
 import { createRunner, type Runner, type RunnerOptions } from './provisioning/runner.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
@@ -71,30 +72,30 @@ export async function startServer(config: Config, options: ServerOptions): Promi
   const metrics = options.metrics ?? createMetrics();
   const { store, masterKey } = await openStore(config, log);
   let listener: HelloListener | undefined;
+  let admission: HelloAdmission | undefined;
   let runner: Runner | undefined;
   let api: StartedApi | undefined;
   try {
     const { ca, issuer, created: caCreated } = await ensureCa(store, actor);
     runner = createRunner({ store, ca, issuer, config, log, metrics, actor, ...options.runner });
     const r = runner;
+    const admitter = createHelloAdmission({
+      config,
+      store,
+      metrics,
+      log,
+      actor,
+      accept: (hello, remoteAddress) => r.accept(hello, remoteAddress),
+    });
+    admission = admitter;
     listener = createHelloListener({
       host: config.helloHost,
       port: config.helloPort,
       maxConnections: config.helloMaxConnections,
       timeoutMs: config.helloTimeoutMs,
       log,
-      onHello: (hello, remoteAddress) => r.accept(hello, remoteAddress).then(() => undefined),
-      onMalformed: (malformed, remoteAddress) => {
-        metrics.hellosMalformed.inc({ reason: malformed.reason });
-        // Audited, never fatal: a store failure here must not stop the listener.
-        store.audit
-          .append({
-            actor,
-            action: 'hello.malformed',
-            detail: { address: remoteAddress, reason: malformed.reason },
-          })
-          .catch((err: unknown) => log.error({ err }, 'cannot audit a malformed hello'));
-      },
+      onHello: (hello, remoteAddress) => admitter.onHello(hello, remoteAddress),
+      onMalformed: (malformed, remoteAddress) => admitter.onMalformed(malformed, remoteAddress),
     });
     const helloAddress = await listener.listen();
     if (options.api === true) {
@@ -126,6 +127,7 @@ export async function startServer(config: Config, options: ServerOptions): Promi
         stopping ??= (async () => {
           await a?.close();
           await l.close();
+          await admitter.close();
           await r.stop(stopOptions);
           await store.close();
         })();
@@ -135,6 +137,7 @@ export async function startServer(config: Config, options: ServerOptions): Promi
   } catch (error) {
     await api?.close();
     await listener?.close();
+    await admission?.close();
     await runner?.stop({ graceMs: 0 });
     await store.close();
     throw error;

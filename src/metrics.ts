@@ -14,6 +14,8 @@ export interface Metrics {
   readonly hellosDuplicate: Counter;
   /** Not connected back to: unknown_pid, pid_unusable, pki_unsupported, stopping. */
   readonly hellosRejected: Counter<'reason'>;
+  /** Dropped before any lookup by hello admission (src/hello/rate-limit.ts), by address / pid / pending. */
+  readonly hellosRateLimited: Counter<'by'>;
   readonly jobsStarted: Counter;
   readonly jobsSucceeded: Counter;
   readonly jobsFailed: Counter<'code'>;
@@ -46,6 +48,12 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
       name: 'scs_hellos_rejected_total',
       help: 'Hellos not connected back to, by reason',
       labelNames: ['reason'],
+      registers,
+    }),
+    hellosRateLimited: new Counter({
+      name: 'scs_hellos_rate_limited_total',
+      help: 'Hellos dropped by admission control before any lookup, by limit (address, pid, pending)',
+      labelNames: ['by'],
       registers,
     }),
     jobsStarted: new Counter({ name: 'scs_jobs_started_total', help: 'Provisioning jobs started', registers }),

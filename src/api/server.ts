@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../config.ts';
 import { ScsError } from '../errors.ts';
 import { createApi, type Api, type ApiDeps, type ApiOptions } from './app.ts';
+import { applyConnectionLimits } from './connection-limits.ts';
 
 export interface StartedApi {
   readonly api: Api;
@@ -12,7 +13,8 @@ export interface StartedApi {
 }
 
 export type StartApiDeps = Omit<ApiDeps, 'config'> & {
-  readonly config: Pick<Config, 'dataDir' | 'apiMetricsAuth' | 'apiHost' | 'apiPort' | 'apiTlsCert' | 'apiTlsKey'>;
+  readonly config: Pick<Config, 'dataDir' | 'apiMetricsAuth' | 'apiHost' | 'apiPort' | 'apiTlsCert' | 'apiTlsKey'> &
+    Partial<Pick<Config, 'apiMaxConnections'>>;
 };
 
 /**
@@ -36,6 +38,7 @@ export async function startApi(deps: StartApiDeps, options: Omit<ApiOptions, 'ht
     }
   }
   const api = await createApi(deps, https === undefined ? options : { ...options, https });
+  applyConnectionLimits(api.server, config.apiMaxConnections);
   try {
     await api.listen({ host: config.apiHost, port: config.apiPort });
   } catch (cause) {

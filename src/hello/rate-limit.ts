@@ -1,0 +1,139 @@
+/**
+ * Admission control for hellos (docs/security.md, "Hello abuse"), checked before a hello costs
+ * a database read, an audit row or a connection back:
+ *
+ * - per source address: a token bucket (`burst`, refilled at `perMinute`), so one host cannot
+ *   flood the server or make it connect back to addresses of its choosing again and again;
+ * - per PID: a token bucket, so replaying a sniffed hello (PIDs travel in clear) cannot keep a
+ *   PSK claimed, nor make the server hammer one PSK's handshake;
+ * - in flight: at most `maxPending` hellos handed over and not yet answered by the runner; more
+ *   are dropped, so a flood that outruns the database cannot grow the heap without bound.
+ *
+ * Each table is a Map bounded by `maxTracked` keys (the oldest bucket is evicted first, which
+ * at worst forgets one key's debt). Memory is O(maxTracked), whatever the traffic.
+ */
+
+export interface BucketOptions {
+  /** Tokens a fresh key starts with: hellos accepted back to back. */
+  readonly burst: number;
+  /** Tokens added per minute, up to `burst`. */
+  readonly perMinute: number;
+}
+
+export interface HelloGateOptions {
+  readonly address: BucketOptions;
+  readonly pid: BucketOptions;
+  /** Keys tracked per table at most. */
+  readonly maxTracked: number;
+  /** Hellos handed over and not yet settled, at most. */
+  readonly maxPending: number;
+  /** Clock in ms (tests); default performance.now. */
+  readonly now?: () => number;
+}
+
+export type LimitedBy = 'address' | 'pid' | 'pending';
+
+export type Admission =
+  | { readonly ok: true; readonly release: () => void }
+  | {
+      readonly ok: false;
+      readonly by: LimitedBy;
+      /** First refusal since this key (or the pending queue) last let a hello through: audit this one. */
+      readonly first: boolean;
+      /** Refusals of this key in its current episode, this one included. */
+      readonly dropped: number;
+    };
+
+interface Bucket {
+  tokens: number;
+  at: number;
+  /** Refusals since the last hello it let through (0 = not limited). */
+  dropped: number;
+}
+
+export class TokenBuckets {
+  readonly #options: BucketOptions;
+  readonly #maxTracked: number;
+  readonly #now: () => number;
+  readonly #buckets = new Map<string, Bucket>();
+
+  constructor(options: BucketOptions, maxTracked: number, now: () => number = () => performance.now()) {
+    this.#options = options;
+    this.#maxTracked = maxTracked;
+    this.#now = now;
+  }
+
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  /** Takes one token for `key`: true if there was one. Otherwise the key's refusal count grows. */
+  take(key: string): { readonly ok: boolean; readonly dropped: number } {
+    const now = this.#now();
+    const { burst, perMinute } = this.#options;
+    let b = this.#buckets.get(key);
+    if (b === undefined) {
+      if (this.#buckets.size >= this.#maxTracked) {
+        const oldest = this.#buckets.keys().next();
+        if (oldest.done !== true) this.#buckets.delete(oldest.value);
+      }
+      b = { tokens: burst, at: now, dropped: 0 };
+    } else {
+      // Re-inserted below: Map order becomes least recently used first.
+      this.#buckets.delete(key);
+      b.tokens = Math.min(burst, b.tokens + ((now - b.at) * perMinute) / 60_000);
+      b.at = now;
+    }
+    this.#buckets.set(key, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      b.dropped = 0;
+      return { ok: true, dropped: 0 };
+    }
+    b.dropped++;
+    return { ok: false, dropped: b.dropped };
+  }
+}
+
+export interface HelloGate {
+  /** Whether this hello may be handed to the runner; when ok, call `release` once it settled. */
+  /** `pid` undefined: a version 3 hello, limited by its address only. */
+  admit(pid: string | undefined, address: string): Admission;
+  stats(): { readonly pending: number; readonly trackedAddresses: number; readonly trackedPids: number };
+}
+
+export function createHelloGate(options: HelloGateOptions): HelloGate {
+  const now = options.now ?? (() => performance.now());
+  const byAddress = new TokenBuckets(options.address, options.maxTracked, now);
+  const byPid = new TokenBuckets(options.pid, options.maxTracked, now);
+  let pending = 0;
+  let pendingDropped = 0;
+  return {
+    admit(pid, address) {
+      if (pending >= options.maxPending) {
+        pendingDropped++;
+        return { ok: false, by: 'pending', first: pendingDropped === 1, dropped: pendingDropped };
+      }
+      const a = byAddress.take(address);
+      if (!a.ok) return { ok: false, by: 'address', first: a.dropped === 1, dropped: a.dropped };
+      if (pid !== undefined) {
+        const p = byPid.take(pid);
+        if (!p.ok) return { ok: false, by: 'pid', first: p.dropped === 1, dropped: p.dropped };
+      }
+      pending++;
+      pendingDropped = 0;
+      let released = false;
+      return {
+        ok: true,
+        release: () => {
+          if (released) return;
+          released = true;
+          pending--;
+        },
+      };
+    },
+    stats() {
+      return { pending, trackedAddresses: byAddress.size, trackedPids: byPid.size };
+    },
+  };
+}

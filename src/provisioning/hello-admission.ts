@@ -1,0 +1,177 @@
+import type { Config } from '../config.ts';
+import type { Hello } from '../hello/decode.ts';
+import type { MalformedHello } from '../hello/listener.ts';
+import { createHelloGate, type HelloGate } from '../hello/rate-limit.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Pid } from '../psk/pid.ts';
+import type { Store } from '../store/store.ts';
+import { normalizeAddress } from './runner.ts';
+
+/**
+ * What stands between the hello listener and the runner (docs/security.md, "Hello abuse"):
+ *
+ * 1. the gate (src/hello/rate-limit.ts): per-address and per-PID token buckets and a cap on
+ *    hellos in flight; a hello over a limit is dropped before any lookup, counted
+ *    (`scs_hellos_rate_limited_total{by}`), and audited once per episode (`hello.rate_limited`);
+ * 2. an unknown PID is answered by one indexed read, without a write: the runner would open a
+ *    write transaction (and an fsync) per hello to audit it, which a flood of made-up PIDs
+ *    from many addresses turns into a disk-bound queue that starves real devices. Unknown PIDs
+ *    are audited together instead: one `hello.unknown_pid` entry per flush (every 500 ms)
+ *    listing up to 1000 PIDs, with the first one's address and UUID and the count;
+ * 3. everything else goes to `runner.accept`, which claims the PSK and audits as before.
+ *
+ * Malformed hellos are audited in batches the same way (`hello.malformed`, first address and
+ * reason, count), for the same reason.
+ */
+
+export interface HelloAdmissionDeps {
+  readonly config: Pick<
+    Config,
+    | 'helloRateAddressBurst'
+    | 'helloRateAddressPerMinute'
+    | 'helloRatePidBurst'
+    | 'helloRatePidPerMinute'
+    | 'helloRateMaxTracked'
+    | 'helloMaxPending'
+  >;
+  readonly store: Store;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly actor: string;
+  /** The runner's accept. */
+  readonly accept: (hello: Hello, remoteAddress: string) => Promise<unknown>;
+}
+
+export interface HelloAdmission {
+  /** The listener's onHello. */
+  onHello(hello: Hello, remoteAddress: string): Promise<void> | undefined;
+  /** The listener's onMalformed: counted, audited in batches like unknown PIDs. */
+  onMalformed(malformed: MalformedHello, remoteAddress: string): void;
+  readonly gate: HelloGate;
+  /** Writes the unknown-PID entries still buffered. */
+  close(): Promise<void>;
+}
+
+/** PIDs listed per audit entry (the audit log's own bulk size). */
+const PIDS_PER_ENTRY = 1000;
+const FLUSH_MS = 500;
+
+type Facts = Readonly<Record<string, string | number>>;
+
+interface Batch {
+  readonly pids: Set<Pid>;
+  count: number;
+  /** The first hello's facts (address, uuid, reason, ...). */
+  readonly first: Facts;
+}
+
+/**
+ * Turns many refused hellos into few audit rows: one entry per action per flush, listing up to
+ * PIDS_PER_ENTRY PIDs, the first hello's facts and the count. Memory: one Set of at most
+ * PIDS_PER_ENTRY PIDs per action.
+ */
+class AuditBatcher {
+  readonly #batches = new Map<string, Batch>();
+  readonly #store: Store;
+  readonly #log: Logger;
+  readonly #actor: string;
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(store: Store, log: Logger, actor: string) {
+    this.#store = store;
+    this.#log = log;
+    this.#actor = actor;
+  }
+
+  add(action: string, pid: Pid | undefined, facts: Facts): void {
+    let batch = this.#batches.get(action);
+    if (batch === undefined) {
+      batch = { pids: new Set(), count: 0, first: facts };
+      this.#batches.set(action, batch);
+    }
+    batch.count++;
+    if (pid !== undefined) batch.pids.add(pid);
+    if (batch.pids.size >= PIDS_PER_ENTRY) void this.flush();
+    else this.#timer ??= setTimeout(() => void this.flush(), FLUSH_MS);
+  }
+
+  flush(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const batches = [...this.#batches];
+    this.#batches.clear();
+    for (const [action, batch] of batches) {
+      this.#writing = this.#writing.then(() =>
+        this.#store.audit
+          .append({
+            actor: this.#actor,
+            action,
+            pids: [...batch.pids],
+            detail: { ...batch.first, count: batch.count },
+          })
+          .then(
+            () => undefined,
+            (err: unknown) => this.#log.error({ err, action }, 'cannot audit refused hellos'),
+          ),
+      );
+    }
+    return this.#writing;
+  }
+}
+
+export function createHelloAdmission(deps: HelloAdmissionDeps): HelloAdmission {
+  const { config, store, metrics, log, actor } = deps;
+  const gate = createHelloGate({
+    address: { burst: config.helloRateAddressBurst, perMinute: config.helloRateAddressPerMinute },
+    pid: { burst: config.helloRatePidBurst, perMinute: config.helloRatePidPerMinute },
+    maxTracked: config.helloRateMaxTracked,
+    maxPending: config.helloMaxPending,
+  });
+  const audit = new AuditBatcher(store, log, actor);
+
+  const noteUnknown = (hello: Hello & { version: 2 }, address: string): void => {
+    metrics.hellosReceived.inc();
+    metrics.hellosRejected.inc({ reason: 'unknown_pid' });
+    log.info({ uuid: hello.uuid, address, pid: hello.pid, outcome: 'unknown_pid' }, 'hello not connected back to');
+    audit.add('hello.unknown_pid', hello.pid, { address, uuid: hello.uuid, retryCount: hello.retryCount });
+  };
+
+  const admitted = async (hello: Hello, remoteAddress: string, address: string): Promise<void> => {
+    if (hello.version === 2) {
+      // A read outside any transaction: cheap, and it never waits for an fsync of its own.
+      const known = await store.psks.get(hello.pid).catch(() => 'unknown-error' as const);
+      if (known === undefined) return noteUnknown(hello, address);
+    }
+    await deps.accept(hello, remoteAddress);
+  };
+
+  return {
+    gate,
+    onHello(hello, remoteAddress) {
+      const address = normalizeAddress(remoteAddress);
+      const pid = hello.version === 2 ? hello.pid : undefined;
+      const admission = gate.admit(pid, address);
+      if (admission.ok) return admitted(hello, remoteAddress, address).finally(admission.release);
+      metrics.hellosRateLimited.inc({ by: admission.by });
+      if (admission.first) {
+        log.warn({ address, pid, uuid: hello.uuid, by: admission.by }, 'hellos rate-limited');
+        store.audit
+          .append({
+            actor,
+            action: 'hello.rate_limited',
+            ...(pid === undefined ? {} : { pids: [pid] }),
+            detail: { address, uuid: hello.uuid, by: admission.by },
+          })
+          .catch((err: unknown) => log.error({ err }, 'cannot audit a rate-limited hello'));
+      }
+      return undefined;
+    },
+    onMalformed(malformed, remoteAddress) {
+      metrics.hellosMalformed.inc({ reason: malformed.reason });
+      audit.add('hello.malformed', undefined, { address: normalizeAddress(remoteAddress), reason: malformed.reason });
+    },
+    close: () => audit.flush(),
+  };
+}
