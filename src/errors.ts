@@ -73,6 +73,15 @@ export const ERROR_CODES = {
   SCS_MEDIA_TYPE_INVALID: 'The request body has a content type this route does not accept.',
   SCS_INTERNAL: 'An unexpected server error; the server log has the details.',
   SCS_JOB_NOT_FOUND: 'No provisioning job with this id exists.',
+  SCS_PKI_FILE_INVALID: 'A provisioning certificate file is not a PKCS#12 (or PEM) file amt-scs can read, or holds no single private key.',
+  SCS_PKI_PASSPHRASE_WRONG: 'The PKCS#12 passphrase does not open the provisioning certificate file.',
+  SCS_PKI_CHAIN_INVALID: 'The provisioning certificate chain is unusable: no root, broken signatures, not a provisioning certificate, or not RSA.',
+  SCS_PKI_CERT_EXPIRED: 'The provisioning certificate (or a certificate of its chain) has expired or is not valid yet: renew it and import the new file.',
+  SCS_PKI_DNS_SUFFIX_MISMATCH: 'The provisioning certificate CN is not inside the DNS suffix given, or the device DNS suffix does not fit the certificate.',
+  SCS_PKI_NO_MATCHING_ROOT: 'No stored provisioning certificate has a root whose hash the device trusts.',
+  SCS_PKI_CERT_REFUSED: 'The device closed the mutual-TLS session after the handshake: it refused the provisioning certificate.',
+  SCS_PKI_NOT_FOUND: 'No provisioning certificate with this id is stored.',
+  SCS_PKI_CONFLICT: 'This provisioning certificate is already stored.',
 } as const satisfies Record<string, string>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -17,6 +17,8 @@ import { generateRsaKeyPair, type KeyPairProvider } from './keystore.ts';
 import { AmtModel, type ModelEvent } from './model.ts';
 import { resolveSetup, stateName, type DeviceSetup, type ProvisioningStateName } from './setup.ts';
 import { DeviceTls, resolveTlsOptions, type DeviceTlsOptions } from './tls.ts';
+import { makeSetupIdentity } from './pki.ts';
+import type { HelloIdentity } from '../hello/sender.ts';
 
 export type { DeviceFaults } from './faults.ts';
 export type { DeviceSetup } from './setup.ts';
@@ -65,8 +67,14 @@ export interface DeviceSnapshot {
   digestRealm: string;
   adminUser: string;
   adminCredentialsSet: boolean;
-  /** What 16993 serves now. */
+  /** What 16993 serves now: TLS-PSK, or a certificate (the SCS-issued one, or in PKI setup mode the device's own). */
   tls: 'psk' | 'cert';
+  /** In PKI setup mode: 16993 asks for the provisioning certificate chain (mutual TLS). */
+  pkiSetup: boolean;
+  /** IPS_HostBasedSetupService.CurrentControlMode: 0 none, 1 client control, 2 admin control. */
+  controlMode: number;
+  /** Why the last provisioning certificate was refused (root-not-trusted, dns-suffix, expired, ...). */
+  lastPkiRefusal: string | null;
   address: string | null;
   tlsPort: number | null;
   httpPort: number | null;
@@ -169,6 +177,20 @@ export class SimDevice extends EventEmitter<SimDeviceEvents> {
     return this.#model.committed.psk?.pid;
   }
 
+  /**
+   * What the device's next hello says, or undefined when it sends none: a PSK hello (version 2)
+   * with the PID it holds, or in PKI setup mode a version 3 hello with its trusted root hashes.
+   */
+  helloIdentity(): HelloIdentity | undefined {
+    const m = this.#model;
+    if (m.state !== 1) return undefined;
+    const base = { uuid: m.uuid, adminCredentialsSet: m.adminCredentialsSet };
+    const pid = m.committed.psk?.pid;
+    if (pid !== undefined) return { ...base, pid };
+    if (!m.inPkiSetup()) return undefined;
+    return { ...base, pid: '', hashes: (m.pki?.hashes ?? []).map((h) => ({ algorithm: h.algorithm, hash: h.hash })) };
+  }
+
   /** The hello's AdminCredentialsSet: the MEBx password is not the factory one. */
   get adminCredentialsSet(): boolean {
     return this.#model.adminCredentialsSet;
@@ -200,7 +222,10 @@ export class SimDevice extends EventEmitter<SimDeviceEvents> {
       digestRealm: m.digestRealm,
       adminUser: m.adminUsername,
       adminCredentialsSet: m.adminCredentialsSet,
-      tls: m.tlsMode().kind,
+      tls: m.tlsMode().kind === 'psk' ? 'psk' : 'cert',
+      pkiSetup: m.inPkiSetup(),
+      controlMode: m.controlMode,
+      lastPkiRefusal: m.lastPkiRefusal ?? null,
       address: this.#address,
       tlsPort: this.#ports?.tlsPort ?? null,
       httpPort: this.#ports?.httpPort ?? null,
@@ -299,7 +324,24 @@ export class SimDevice extends EventEmitter<SimDeviceEvents> {
     this.#track(raw);
     const begin = (): void => {
       if (raw.destroyed) return;
-      this.#tls.accept(raw, this.#model.tlsMode(), {
+      const mode = this.#model.tlsMode();
+      if (mode.kind === 'pki' && mode.identity === undefined) {
+        // The setup certificate is made once, on the first connection (RSA key generation is slow).
+        raw.pause();
+        makeSetupIdentity(this.uuid).then(
+          (identity) => {
+            this.#model.setupIdentity ??= identity;
+            begin();
+          },
+          (e: unknown) => {
+            this.#internalError(e);
+            raw.destroy();
+          },
+        );
+        return;
+      }
+      this.#tls.accept(raw, mode, {
+        checkClientChain: (ders) => this.#model.checkClientChain(ders).ok,
         onSecure: (socket) => this.#http.emit('connection', socket),
         onFailure: (code, identity) => {
           this.#lastError = `TLS handshake failed: ${code}`;

@@ -3,6 +3,13 @@ import { isValidPid, type Pid } from '../../src/psk/pid.ts';
 import { isValidPps, type Pps } from '../../src/psk/pps.ts';
 import { Secret } from '../../src/secret.ts';
 import { KeyStore, type KeyPairProvider, type StoredCert, type StoredKey } from './keystore.ts';
+import {
+  checkProvisioningChain,
+  newConfigurationNonce,
+  verifyAdminSetupSignature,
+  type ChainVerdict,
+  type TrustedHash,
+} from './pki.ts';
 import { PtStatus } from './pt-status.ts';
 import {
   isValidUsername,
@@ -90,7 +97,22 @@ export interface ModelDeps {
 }
 
 /** What 16993 serves: TLS-PSK with the PID/PPS held (none: every identity is unknown), or TLS with a certificate. */
-export type TlsMode = { kind: 'psk'; psk: Psk | undefined } | { kind: 'cert'; key: StoredKey; cert: StoredCert };
+export type TlsMode =
+  | { kind: 'psk'; psk: Psk | undefined }
+  | { kind: 'cert'; key: StoredKey; cert: StoredCert }
+  /**
+   * PKI setup mode (AMT 7+ remote configuration): the device's self-signed certificate; with
+   * `mutual`, a client certificate chain is required and checked after the handshake.
+   */
+  | { kind: 'pki'; identity: SetupIdentity | undefined; mutual: boolean };
+
+export interface SetupIdentity {
+  keyPem: string;
+  certPem: string;
+}
+
+/** CurrentControlMode of IPS_HostBasedSetupService: 0 not provisioned, 1 client control, 2 admin control. */
+export type ControlMode = 0 | 1 | 2;
 
 /** AMT strong password rule (protocol.md §6 step 3), as MEBx enforces it. */
 export function isStrongPassword(pw: string): boolean {
@@ -135,6 +157,18 @@ export class AmtModel {
   #lastTa0: number | undefined;
   /** When the current setup window closes (In only), epoch ms. */
   windowEndsAt: number | undefined;
+  /** Certificate-based setup settings (trusted root hashes, PKI DNS suffix), if the device has them. */
+  readonly pki: { dnsSuffix: string | undefined; hashes: TrustedHash[] } | undefined;
+  /** IPS_HostBasedSetupService.ConfigurationNonce: fresh after every AdminSetup attempt. */
+  configurationNonce: Buffer = newConfigurationNonce();
+  /** Certificates AddNextCertInChain took so far (leaf first), and the checked leaf once the root came. */
+  pkiChain: Buffer[] = [];
+  pkiChainLeaf: ChainVerdict | undefined;
+  controlMode: ControlMode = 0;
+  /** The self-signed certificate of PKI setup mode (made on first use by the device). */
+  setupIdentity: SetupIdentity | undefined;
+  /** Why the last provisioning certificate was refused (TLS or AddNextCertInChain). */
+  lastPkiRefusal: string | undefined;
 
   constructor(
     setup: ResolvedSetup,
@@ -147,6 +181,8 @@ export class AmtModel {
     this.sku = setup.sku;
     this.state = setup.provisioningState;
     this.mode = setup.provisioningMode;
+    this.pki = setup.pki;
+    if (this.state === 2 && this.pki !== undefined && setup.psk === undefined) this.controlMode = 2;
     this.keystore = new KeyStore(deps.keyPairProvider);
     this.committed = {
       psk: setup.psk,
@@ -209,7 +245,91 @@ export class AmtModel {
       const key = cert?.keyHandle === undefined ? undefined : this.keystore.keys.get(cert.keyHandle);
       if (cert !== undefined && key !== undefined) return { kind: 'cert', key, cert };
     }
+    if (this.inPkiSetup()) return { kind: 'pki', identity: this.setupIdentity, mutual: true };
+    // Provisioned by certificate and without a TLS certificate of its own yet: the setup
+    // certificate still serves 16993, without asking for a client certificate.
+    if (this.state === 2 && this.controlMode === 2 && c.psk === undefined)
+      return { kind: 'pki', identity: this.setupIdentity, mutual: false };
     return { kind: 'psk', psk: c.psk };
+  }
+
+  /** In without a PSK but with PKI settings: certificate-based setup (version 3 hellos). */
+  inPkiSetup(): boolean {
+    return this.state === 1 && this.committed.psk === undefined && this.pki !== undefined;
+  }
+
+  /** The DNS suffix a provisioning certificate's CN must fall in: MEBx's, else the DHCP domain. */
+  get pkiDnsSuffix(): string {
+    return this.pki?.dnsSuffix ?? this.committed.domainName;
+  }
+
+  /** The mutual-TLS check of a client chain (leaf first); records why it was refused. */
+  checkClientChain(ders: readonly Buffer[]): ChainVerdict {
+    const v = checkProvisioningChain(ders, this.pki?.hashes ?? [], this.pkiDnsSuffix, this.now());
+    this.lastPkiRefusal = v.ok ? undefined : v.reason;
+    return v;
+  }
+
+  /**
+   * AddNextCertInChain(NextCertificate, IsLeafCertificate, IsRootCertificate): leaf first, root
+   * last; at the root the whole chain is checked (trusted root hash, provisioning EKU/OU, CN in
+   * the PKI DNS suffix, validity). A refused chain: INVALID_CERT, and the chain starts over.
+   */
+  addNextCertInChain(der: Buffer, isLeaf: boolean, isRoot: boolean): number {
+    if (!this.inPkiSetup()) return PtStatus.INVALID_PROVISIONING_STATE;
+    if (isLeaf) {
+      this.pkiChain = [der];
+      this.pkiChainLeaf = undefined;
+    } else {
+      if (this.pkiChain.length === 0) return PtStatus.INVALID_PARAMETER;
+      this.pkiChain.push(der);
+    }
+    if (this.pkiChain.length > 8) return PtStatus.INVALID_PARAMETER;
+    if (!isRoot) return PtStatus.SUCCESS;
+    const verdict = this.checkClientChain(this.pkiChain);
+    if (!verdict.ok) {
+      this.pkiChain = [];
+      this.pkiChainLeaf = undefined;
+      return PtStatus.INVALID_CERT;
+    }
+    this.pkiChainLeaf = verdict;
+    return PtStatus.SUCCESS;
+  }
+
+  /**
+   * AdminSetup: NetAdminPassEncryptionType 2 (NetworkAdminPassword = hex MD5(admin:realm:password)),
+   * McNonce (20 bytes, base64), SigningAlgorithm (2 SHA-256, 1 SHA-1), DigitalSignature over
+   * ConfigurationNonce || McNonce with the key of the chain's leaf. Success: admin control mode,
+   * Post; pending settings are committed with it. Every attempt uses up the ConfigurationNonce.
+   */
+  adminSetup(
+    encryptionType: number,
+    networkAdminPassword: string,
+    mcNonce: Buffer,
+    signingAlgorithm: number,
+    signature: Buffer,
+  ): number {
+    if (!this.inPkiSetup()) return PtStatus.INVALID_PROVISIONING_STATE;
+    const nonce = this.configurationNonce;
+    this.configurationNonce = newConfigurationNonce();
+    const leaf = this.pkiChainLeaf;
+    if (leaf === undefined || !leaf.ok) return PtStatus.DATA_MISSING;
+    const ha1 = /^[0-9a-fA-F]{32}$/.test(networkAdminPassword) ? Buffer.from(networkAdminPassword, 'hex') : undefined;
+    if (encryptionType !== 2 || ha1 === undefined || mcNonce.length !== 20) return PtStatus.INVALID_PARAMETER;
+    if (!verifyAdminSetupSignature(leaf.leaf, nonce, mcNonce, signingAlgorithm, signature)) {
+      this.lastPkiRefusal = 'signature';
+      return PtStatus.AUTHENTICATION_FAILED;
+    }
+    this.committed = copyConfig({ ...this.working, admin: { username: 'admin', ha1 }, newPsk: undefined });
+    this.working = copyConfig(this.committed);
+    this.pkiChain = [];
+    this.pkiChainLeaf = undefined;
+    this.mode = 1;
+    this.controlMode = 2;
+    this.windowEndsAt = undefined;
+    this.#setState(2);
+    this.deps.onEvent({ type: 'provisioned', tls: this.tlsMode().kind === 'cert' });
+    return PtStatus.SUCCESS;
   }
 
   /** Plain HTTP (16992) is closed once TLS is on and AcceptNonSecureConnections is false. */
@@ -276,8 +396,14 @@ export class AmtModel {
     this.working = copyConfig(this.committed);
     this.keystore.clear();
     this.mode = 0;
-    this.windowEndsAt = undefined;
-    this.#setState(0);
+    this.controlMode = 0;
+    this.pkiChain = [];
+    this.pkiChainLeaf = undefined;
+    // A device with remote configuration enabled goes back to setup mode (AMT 7+ firmware starts
+    // its PKI hellos again); a PSK-only device to the factory state.
+    const backToSetup = this.pki !== undefined;
+    this.windowEndsAt = backToSetup ? this.deps.clock() + this.deps.provisioningWindowMs : undefined;
+    this.#setState(backToSetup ? 1 : 0);
     this.deps.onEvent({ type: 'unprovisioned', partial: false });
     return PtStatus.SUCCESS;
   }
@@ -381,6 +507,14 @@ export class AmtModel {
       out.pps = c.psk.pps.reveal();
     }
     if (c.admin !== undefined) out.admin = { username: c.admin.username, digestHa1: c.admin.ha1.toString('hex') };
+    if (this.pki !== undefined) {
+      const users = this.pki.hashes.filter((h) => !h.isDefault).map((h) => h.hash.toString('hex'));
+      out.pki = {
+        ...(this.pki.dnsSuffix === undefined ? {} : { dnsSuffix: this.pki.dnsSuffix }),
+        userHashes: users,
+        defaultHashes: this.pki.hashes.some((h) => h.isDefault),
+      };
+    }
     const tls = this.tlsMode();
     if (tls.kind === 'cert') {
       out.tlsIdentity = {

@@ -3,6 +3,7 @@ import { parsePid, type Pid } from '../../src/psk/pid.ts';
 import { parsePps, type Pps } from '../../src/psk/pps.ts';
 import { Secret } from '../../src/secret.ts';
 import { normalizeUuid } from '../hello/uuid.ts';
+import { DEFAULT_ROOT_HASHES, userHash, type TrustedHash } from './pki.ts';
 
 /**
  * Identity and setup data of one simulated device, as JSON (the fleet passes these). Secrets
@@ -34,6 +35,13 @@ export interface DeviceSetup {
   admin?: { username: string; digestHa1: string };
   /** TLS served on 16993 in Post (what an issued certificate left behind). */
   tlsIdentity?: { keyPem: string; certPem: string };
+  /**
+   * Certificate-based remote configuration (AMT 7+): with this, a device in In without a PSK
+   * sends version 3 hellos with its trusted root hashes (docs/pki.md). `dnsSuffix`: the PKI DNS
+   * suffix set in MEBx (default: `domainName`, as DHCP option 15 gives it). `userHashes`: SHA-256
+   * root hashes a technician added. `defaultHashes` (default true): Intel's shipped list.
+   */
+  pki?: { dnsSuffix?: string; userHashes?: string[]; defaultHashes?: boolean };
 }
 
 export const ProvisioningState = { Pre: 0, In: 1, Post: 2 } as const;
@@ -67,6 +75,7 @@ export interface ResolvedSetup {
   sku: string;
   admin: { username: string; ha1: Buffer } | undefined;
   tlsIdentity: { keyPem: Secret<string>; certPem: string } | undefined;
+  pki: { dnsSuffix: string | undefined; hashes: TrustedHash[] } | undefined;
 }
 
 const REALM = /^Digest:[0-9A-F]{32}$/;
@@ -121,6 +130,7 @@ export function resolveSetup(input: unknown): ResolvedSetup {
     'sku',
     'admin',
     'tlsIdentity',
+    'pki',
   ]);
   for (const k of Object.keys(o)) if (!known.has(k)) fail(k, 'is not a known setting');
 
@@ -159,7 +169,24 @@ export function resolveSetup(input: unknown): ResolvedSetup {
   else if (rawState === 'In' || rawState === 1) provisioningState = 1;
   else if (rawState === 'Post' || rawState === 2) provisioningState = 2;
   else fail('provisioningState', 'must be Pre, In, Post, 0, 1 or 2');
-  if (provisioningState === 1 && psk === undefined) fail('provisioningState', 'In needs a pid and pps');
+  let pki: ResolvedSetup['pki'];
+  if (o.pki !== undefined) {
+    const p = o.pki as Record<string, unknown>;
+    if (p === null || typeof p !== 'object') fail('pki', 'must be an object');
+    const dnsSuffix = p.dnsSuffix;
+    if (dnsSuffix !== undefined && (typeof dnsSuffix !== 'string' || !isValidDomainName(dnsSuffix)))
+      fail('pki.dnsSuffix', 'must be a DNS name');
+    const users = p.userHashes ?? [];
+    if (!Array.isArray(users) || !users.every((h) => typeof h === 'string' && /^[0-9a-fA-F]{64}$/.test(h)))
+      fail('pki.userHashes', 'must be SHA-256 hashes (64 hexadecimal digits)');
+    const hashes = [
+      ...(p.defaultHashes === false ? [] : DEFAULT_ROOT_HASHES),
+      ...(users as string[]).map((h, i) => userHash(h.toLowerCase(), `user-added ${i + 1}`)),
+    ];
+    pki = { dnsSuffix, hashes };
+  }
+  if (provisioningState === 1 && psk === undefined && pki === undefined)
+    fail('provisioningState', 'In needs a pid and pps (PSK) or pki settings (certificate-based setup)');
 
   const rawMode = o.provisioningMode;
   if (
@@ -208,5 +235,6 @@ export function resolveSetup(input: unknown): ResolvedSetup {
     sku,
     admin,
     tlsIdentity,
+    pki,
   };
 }

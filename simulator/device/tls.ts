@@ -50,6 +50,12 @@ export function resolveTlsOptions(o: DeviceTlsOptions = {}): ResolvedTlsOptions 
 export interface TlsHandshakeHooks {
   /** The handshake completed: the socket is ready for HTTP. */
   onSecure(socket: tls.TLSSocket): void;
+  /**
+   * PKI setup mode: the client's certificate chain (leaf first) as sent; false closes the
+   * connection before any HTTP. (OpenSSL verifies chains against CA certificates; the device
+   * holds root hashes, so it checks the chain itself once the handshake is done.)
+   */
+  checkClientChain?(ders: Buffer[]): boolean;
   /** The handshake failed; `identity` is the PSK identity the client offered, if it got that far. */
   onFailure(code: string, identity: string | undefined): void;
 }
@@ -60,6 +66,7 @@ const HANDSHAKE_TIMEOUT_MS = 30_000;
 export class DeviceTls {
   #pskContext: SecureContext | undefined;
   #certContext: { handle: number; context: SecureContext } | undefined;
+  #pkiContext: { certPem: string; context: SecureContext } | undefined;
 
   constructor(readonly options: ResolvedTlsOptions) {}
 
@@ -77,6 +84,22 @@ export class DeviceTls {
         secureOptions,
       });
       return this.#pskContext;
+    }
+    if (mode.kind === 'pki') {
+      const identity = mode.identity;
+      if (identity === undefined) throw new Error('PKI setup mode without a setup identity');
+      if (this.#pkiContext?.certPem !== identity.certPem) {
+        const context = tls.createSecureContext({
+          key: identity.keyPem,
+          cert: identity.certPem,
+          ...(minVersion !== 'TLSv1.2' ? { ciphers: 'DEFAULT:@SECLEVEL=0' } : {}),
+          minVersion,
+          maxVersion,
+          secureOptions,
+        });
+        this.#pkiContext = { certPem: identity.certPem, context };
+      }
+      return this.#pkiContext.context;
     }
     if (this.#certContext?.handle !== mode.cert.handle) {
       const context = tls.createSecureContext({
@@ -101,6 +124,7 @@ export class DeviceTls {
     const socket = new tls.TLSSocket(raw, {
       isServer: true,
       secureContext: this.#contextFor(mode),
+      ...(mode.kind === 'pki' && mode.mutual ? { requestCert: true, rejectUnauthorized: false } : {}),
       ...(mode.kind === 'psk'
         ? {
             // Returning null makes OpenSSL fail the handshake with alert unknown_psk_identity (115);
@@ -121,6 +145,14 @@ export class DeviceTls {
     socket.once('secure', () => {
       secure = true;
       clearTimeout(timer);
+      if (mode.kind === 'pki' && mode.mutual) {
+        const chain = peerChain(socket);
+        if (chain.length === 0 || hooks.checkClientChain?.(chain) !== true) {
+          hooks.onFailure(chain.length === 0 ? 'NO_CLIENT_CERTIFICATE' : 'CLIENT_CERTIFICATE_REFUSED', undefined);
+          socket.destroy();
+          return;
+        }
+      }
       hooks.onSecure(socket);
     });
     socket.on('error', (e: Error & { code?: string }) => {
@@ -132,4 +164,17 @@ export class DeviceTls {
     socket.once('close', () => clearTimeout(timer));
     return socket;
   }
+}
+
+/** The certificates the client sent, leaf first (node links them through issuerCertificate). */
+function peerChain(socket: tls.TLSSocket): Buffer[] {
+  const out: Buffer[] = [];
+  let cert: tls.DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  while (cert?.raw !== undefined && out.length < 10) {
+    out.push(cert.raw);
+    const next: tls.DetailedPeerCertificate | undefined = cert.issuerCertificate;
+    if (next === undefined || next === cert || next.raw === undefined || next.raw.equals(cert.raw)) break;
+    cert = next;
+  }
+  return out;
 }

@@ -1,14 +1,17 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { ScsError } from '../../src/errors.ts';
-import { encodePskHello } from './encode.ts';
+import { encodePkiHello, encodePskHello, type CertHash } from './encode.ts';
 import { checkTimeFactor, DEFAULT_PSK_WINDOW_MS, nominalHelloDelayMs } from './schedule.ts';
 
 /** What the device puts in its hello; read again before every hello (the PID changes after a partial unprovision). */
 export interface HelloIdentity {
   uuid: string;
+  /** The PID of a PSK hello (version 2); ignored when `hashes` is given. */
   pid: string;
   adminCredentialsSet: boolean;
+  /** Trusted root hashes: the device is in PKI setup mode and sends a version 3 hello (§1b). */
+  hashes?: readonly CertHash[];
 }
 
 export interface HelloSenderOptions {
@@ -161,7 +164,7 @@ export class HelloSender extends EventEmitter<HelloSenderEvents> {
   #send(fields: HelloIdentity & { retryCount: number }): void {
     let hello: Buffer;
     try {
-      hello = encodePskHello(fields);
+      hello = fields.hashes === undefined ? encodePskHello(fields) : encodePkiHello(fields, fields.hashes);
     } catch (e) {
       this.#report(fields.retryCount, e instanceof ScsError ? e.code : 'EENCODE');
       return;

@@ -7,6 +7,7 @@ import { registerDeviceCommands } from './device.ts';
 import { registerHelloCommands } from './hello.ts';
 import type { Io } from './io.ts';
 import { registerJobCommands } from './job.ts';
+import { registerPkiCommands } from './pki.ts';
 import { registerKeyCommands } from './key.ts';
 import { registerProfileCommands } from './profile.ts';
 import { registerPskCommands } from './psk.ts';
@@ -31,6 +32,7 @@ export function buildProgram(io: Io): Command {
   registerDeviceCommands(program, io);
   registerJobCommands(program, io);
   registerDemoCommands(program, io);
+  registerPkiCommands(program, io);
   registerKeyCommands(program, io);
   registerBackupCommands(program, io);
   return program;

@@ -5,6 +5,7 @@ import type { PskState } from './lifecycle.ts';
 import type { ProvisioningRepositories } from './provisioning/types.ts';
 import type { TokenRepository } from './tokens/tokens.ts';
 import type { TransferRepository } from './transfers/transfers.ts';
+import type { PkiRepository } from './pki/pki.ts';
 
 export type { PskState } from './lifecycle.ts';
 
@@ -23,6 +24,8 @@ export interface Store extends ProvisioningRepositories {
   readonly tokens: TokenRepository;
   /** Export log and imported bundles (src/store/transfers, docs/transfer.md). */
   readonly transfers: TransferRepository;
+  /** Provisioning certificates for remote configuration (src/store/pki, docs/pki.md). */
+  readonly pki: PkiRepository;
   /**
    * Runs `fn` in one write transaction: everything done through `tx` commits or rolls back
    * together. Use `tx`, not the outer store, inside `fn` (the outer store waits for the

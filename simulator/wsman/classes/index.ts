@@ -1,6 +1,7 @@
 import type { AmtModel } from '../../device/model.ts';
 import type { ResourceClass } from '../resource.ts';
 import { generalSettings } from './general-settings.ts';
+import { hostBasedSetupService } from './host-based-setup.ts';
 import { publicKeyCertificate, publicKeyManagementService, publicPrivateKeyPair } from './public-key.ts';
 import { authorizationService, softwareIdentity, timeSynchronizationService } from './services.ts';
 import { setupAndConfigurationService } from './setup-and-configuration.ts';
@@ -19,5 +20,6 @@ export function amtClasses(model: AmtModel): ResourceClass[] {
     publicKeyCertificate(model),
     tlsCredentialContext(model),
     tlsSettingData(model),
+    hostBasedSetupService(model),
   ];
 }

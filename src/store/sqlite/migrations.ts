@@ -1,6 +1,7 @@
 import { GENESIS_HASH } from '../audit-chain.ts';
 import { PSK_STATES } from '../lifecycle.ts';
 import type { Migration } from '../sql/migrate.ts';
+import { PKI_MIGRATION } from './pki-migration.ts';
 import { PROVISIONING_MIGRATION } from './provisioning-migration.ts';
 import { TOKENS_MIGRATION } from './tokens-migration.ts';
 import { TRANSFERS_MIGRATION } from './transfers-migration.ts';
@@ -69,4 +70,5 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   PROVISIONING_MIGRATION,
   TOKENS_MIGRATION,
   TRANSFERS_MIGRATION,
+  PKI_MIGRATION,
 ];
