@@ -40,6 +40,8 @@ export interface JobRunDeps {
   readonly metrics: Metrics | undefined;
   readonly actor: string;
   readonly nodeId: string;
+  /** How long a lease written by a progress write lasts (the runner's heartbeat renews it too). */
+  readonly leaseMs: number;
   /** Every write of the job goes through it. */
   readonly group: GroupCommit;
   /** The TLS context trusting the SCS CA, built once (verification over certificate TLS). */
@@ -58,8 +60,6 @@ export type JobOutcome =
   | { readonly state: 'failed'; readonly job: JobRow; readonly code: string }
   /** The server is stopping: the job stays unfinished in the store and resumes at the next start. */
   | { readonly state: 'interrupted' };
-
-const LEASE_MS = 10 * 60_000;
 
 /** Keeps what must survive a restart of the attempt; everything else belongs to one attempt. */
 function carried(data: JobData): JobData {
@@ -100,7 +100,7 @@ export async function runJob(deps: JobRunDeps, queued: JobRow, signal: AbortSign
         state: 'running',
         attempts: queued.attempts + 1,
         data,
-        lease: { owner: deps.nodeId, until: new Date(Date.now() + LEASE_MS) },
+        lease: { owner: deps.nodeId, until: new Date(Date.now() + deps.leaseMs) },
       },
       {
         action: 'job.started',
@@ -381,7 +381,7 @@ class Context implements JobContext {
     const value = await this.write(async (tx) => {
       const r = await fn(tx);
       next = { ...this.data, ...r.patch };
-      const lease = { owner: this.#deps.nodeId, until: new Date(Date.now() + LEASE_MS) };
+      const lease = { owner: this.#deps.nodeId, until: new Date(Date.now() + this.#deps.leaseMs) };
       await tx.jobs.update(this.job.id, { data: next, lease }, undefined, { actor: this.actor });
       return r.value;
     });
@@ -398,7 +398,7 @@ class Context implements JobContext {
     const change = {
       data: this.data,
       ...(step === undefined ? {} : { step }),
-      lease: { owner: this.#deps.nodeId, until: new Date(Date.now() + LEASE_MS) },
+      lease: { owner: this.#deps.nodeId, until: new Date(Date.now() + this.#deps.leaseMs) },
     };
     await this.write((tx) => tx.jobs.update(this.job.id, change, audit, { actor: this.actor }));
   }

@@ -33,13 +33,30 @@ export interface RunnerOptions {
   readonly metrics?: Metrics;
   /** Who the audit log names: default `scs:<hostname>`. */
   readonly actor?: string;
-  /** Lease owner written on running jobs (multi-node later); default host:pid:random. */
+  /** Lease owner written on this node's jobs (docs/operations.md, "Leases"); default host:pid:random. */
   readonly nodeId?: string;
+  /** Job leases between nodes on one database (defaults: LEASE_DEFAULTS). */
+  readonly lease?: LeaseTiming;
   /** Step retry back-off (default 250 ms doubling to 5 s). */
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
   /** Tries of the post-commit verification (default 8: with the back-off, about half a minute). */
   readonly verifyRetries?: number;
 }
+
+export interface LeaseTiming {
+  /** A lease lasts this long unless renewed; another node claims the job after it. */
+  readonly ttlMs: number;
+  /** How often this node renews the leases of its jobs (well under ttlMs). */
+  readonly heartbeatMs: number;
+  /** How often this node looks for jobs nobody holds (a dead node's) when it has room. */
+  readonly pollMs: number;
+}
+
+/**
+ * 30 s leases renewed every 10 s: two missed beats still leave a margin for a slow database or
+ * clock skew between nodes (docs/operations.md); a dead node's jobs move within about 35 s.
+ */
+export const LEASE_DEFAULTS: LeaseTiming = { ttlMs: 30_000, heartbeatMs: 10_000, pollMs: 5_000 };
 
 export type AcceptOutcome =
   | { readonly kind: 'job'; readonly jobId: number }
@@ -106,6 +123,10 @@ export class Runner extends EventEmitter<RunnerEvents> {
   #running = 0;
   #stopping = false;
   #idle: (() => void)[] = [];
+  readonly #nodeId: string;
+  readonly #lease: LeaseTiming;
+  #timers: NodeJS.Timeout[] = [];
+  #beating = false;
   readonly #counts = {
     accepted: 0,
     duplicates: 0,
@@ -124,6 +145,8 @@ export class Runner extends EventEmitter<RunnerEvents> {
     this.#metrics = options.metrics;
     this.#actor = options.actor ?? `scs:${hostname()}`;
     this.#group = new GroupCommit(options.store);
+    this.#nodeId = options.nodeId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    this.#lease = options.lease ?? LEASE_DEFAULTS;
     this.#deps = {
       store: options.store,
       ca: options.ca,
@@ -132,7 +155,8 @@ export class Runner extends EventEmitter<RunnerEvents> {
       log: options.log,
       metrics: options.metrics,
       actor: this.#actor,
-      nodeId: options.nodeId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+      nodeId: this.#nodeId,
+      leaseMs: this.#lease.ttlMs,
       backoff: options.backoff ?? { baseMs: 250, maxMs: 5000 },
       verifyRetries: options.verifyRetries ?? 8,
       group: this.#group,
@@ -230,6 +254,8 @@ export class Runner extends EventEmitter<RunnerEvents> {
             pid,
             address,
             profile,
+            // Leased from the start: no other node claims the job while it waits here for a slot.
+            lease: { owner: this.#nodeId, until: new Date(Date.now() + this.#lease.ttlMs) },
             data: {
               pskWasInUse,
               adminCredentialsSet: hello.adminCredentialsSet,
@@ -265,12 +291,38 @@ export class Runner extends EventEmitter<RunnerEvents> {
     return { kind: 'duplicate' };
   }
 
-  /** Queues every job a previous run left queued or running. Returns how many. */
+  /**
+   * Claims and queues the unfinished jobs nobody holds: at start, what a previous run left (on
+   * SQLite, a single node, every unfinished job: the leases in the file are a dead process's);
+   * then, every pollMs, jobs whose node died. Starts the lease heartbeat. Returns how many.
+   */
   async resume(): Promise<number> {
-    const jobs = await this.#store.jobs.unfinished();
+    const n = await this.#claim(undefined, this.#store.engine === 'sqlite');
+    if (this.#timers.length === 0 && !this.#stopping) {
+      const heartbeat = setInterval(() => void this.#heartbeat(), this.#lease.heartbeatMs);
+      const poll = setInterval(() => {
+        const room = this.#config.maxJobs - this.#active.size;
+        if (room > 0 && !this.#beating) {
+          this.#claim(room, false).catch((err: unknown) => this.#log.warn({ err }, 'cannot claim orphaned jobs'));
+        }
+      }, this.#lease.pollMs);
+      heartbeat.unref();
+      poll.unref();
+      this.#timers = [heartbeat, poll];
+    }
+    return n;
+  }
+
+  async #claim(limit: number | undefined, ignoreLeases: boolean): Promise<number> {
+    const jobs = await this.#store.jobs.claim({
+      owner: this.#nodeId,
+      until: new Date(Date.now() + this.#lease.ttlMs),
+      ignoreLeases,
+      ...(limit === undefined ? {} : { limit }),
+    });
     let n = 0;
     for (const job of jobs) {
-      if (this.#active.has(job.deviceUuid)) continue;
+      if (this.#stopping || this.#active.has(job.deviceUuid)) continue;
       this.#metrics?.jobsResumed.inc();
       this.#log.info(
         { job: job.id, uuid: job.deviceUuid, step: job.step, commitSent: job.data.commitSent === true },
@@ -280,6 +332,39 @@ export class Runner extends EventEmitter<RunnerEvents> {
       n++;
     }
     return n;
+  }
+
+  /**
+   * Renews the leases of every job queued or running here. A job whose lease another node now
+   * holds (this node stalled past the lease) is dropped here at once: running, it is aborted
+   * where it is, so two nodes never drive one device.
+   */
+  async #heartbeat(): Promise<void> {
+    if (this.#beating || this.#active.size === 0) return;
+    this.#beating = true;
+    try {
+      const mine = [...this.#active.values()];
+      const held = new Set(
+        await this.#store.jobs.renewLeases(
+          this.#nodeId,
+          mine.map((t) => t.job.id),
+          new Date(Date.now() + this.#lease.ttlMs),
+        ),
+      );
+      for (const t of mine) {
+        if (held.has(t.job.id) || this.#active.get(t.job.deviceUuid) !== t) continue;
+        this.#log.warn({ job: t.job.id, uuid: t.job.deviceUuid }, 'job lease lost to another node: job dropped here');
+        if (t.running === undefined) {
+          this.#queue.splice(this.#queue.indexOf(t), 1);
+          this.#active.delete(t.job.deviceUuid);
+        } else t.controller.abort(new Error('the job lease was lost'));
+      }
+      this.#pump();
+    } catch (err) {
+      this.#log.warn({ err }, 'cannot renew job leases');
+    } finally {
+      this.#beating = false;
+    }
   }
 
   #enqueue(job: JobRow, since: number | undefined): void {
@@ -344,6 +429,8 @@ export class Runner extends EventEmitter<RunnerEvents> {
    */
   async stop(options: { readonly graceMs?: number } = {}): Promise<void> {
     this.#stopping = true;
+    for (const timer of this.#timers.splice(0)) clearInterval(timer);
+    const leased = [...this.#active.values()].map((t) => t.job.id);
     for (const t of this.#queue.splice(0)) this.#active.delete(t.job.deviceUuid);
     const running = [...this.#active.values()];
     const all = Promise.allSettled(running.map((t) => t.running ?? Promise.resolve()));
@@ -360,6 +447,11 @@ export class Runner extends EventEmitter<RunnerEvents> {
       for (const t of running) t.controller.abort(new Error('the server is stopping'));
       await all;
     }
+    // Unfinished jobs are handed back at once, not when their leases expire: another node (or
+    // this one, restarted) takes them at its next claim.
+    await this.#store.jobs
+      .releaseLeases(this.#nodeId, leased)
+      .catch((err: unknown) => this.#log.warn({ err }, 'cannot release job leases'));
     this.#pump();
   }
 

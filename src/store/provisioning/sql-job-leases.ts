@@ -24,9 +24,7 @@ export async function claimJobs(ctx: SqlContext, options: ClaimOptions): Promise
   if (options.limit !== undefined && options.limit < 1) return [];
   let pick = q.selectFrom('jobs').select('id').where('state', 'in', UNFINISHED);
   if (options.ignoreLeases !== true) {
-    pick = pick.where((eb) =>
-      eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now), eb('lease_owner', '=', options.owner)]),
-    );
+    pick = pick.where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]));
   }
   pick = pick.orderBy('id');
   if (options.limit !== undefined) pick = pick.limit(options.limit);

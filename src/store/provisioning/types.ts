@@ -281,8 +281,7 @@ export interface JobRepository {
   ): Promise<JobRow>;
   countByState(): Promise<Record<JobState, number>>;
   /**
-   * Leases unfinished jobs nobody holds (no lease, an expired one, or one of `owner`'s own) to
-   * `owner`, oldest first; rows another node is locking right now are skipped (FOR UPDATE SKIP
+   * Leases unfinished jobs nobody holds (no lease, or an expired one) to `owner`, oldest first; rows another node is locking right now are skipped (FOR UPDATE SKIP
    * LOCKED on PostgreSQL). Returns the jobs claimed.
    */
   claim(options: ClaimOptions): Promise<JobRow[]>;
