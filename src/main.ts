@@ -26,7 +26,7 @@ export interface ServerOptions {
   /** Who the audit log names; default `scs:<hostname>`. */
   readonly actor?: string;
   /** Runner tuning (tests shorten back-off and verification). */
-  readonly runner?: Pick<RunnerOptions, 'backoff' | 'verifyRetries' | 'nodeId'>;
+  readonly runner?: Pick<RunnerOptions, 'backoff' | 'verifyRetries' | 'nodeId' | 'lease'>;
   /** Also serve the REST API on config.apiHost:apiPort (serve does; tests that need no API leave it off). */
   readonly api?: boolean;
 }
