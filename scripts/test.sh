@@ -13,6 +13,7 @@ for a in "$@"; do
 done
 echo "== typecheck"
 npx tsc --noEmit -p tsconfig.json
+npx tsc --noEmit -p src/console/web
 if [ "$lint" = 1 ]; then
   echo "== lint"
   npx eslint . --max-warnings 0

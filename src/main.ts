@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { runnerEventSource } from './api/events.ts';
+import type { ApiOptions } from './api/app.ts';
 import { startApi, type StartedApi } from './api/server.ts';
 import type { Config } from './config.ts';
 import { createCaMaterial, loadCa, type Ca } from './crypto/ca.ts';
@@ -29,6 +30,8 @@ export interface ServerOptions {
   readonly runner?: Pick<RunnerOptions, 'backoff' | 'verifyRetries' | 'nodeId' | 'lease'>;
   /** Also serve the REST API on config.apiHost:apiPort (serve does; tests that need no API leave it off). */
   readonly api?: boolean;
+  /** Plugins the API registers after its routes, e.g. the web console at `/` (serve adds it when built). */
+  readonly apiExtensions?: ApiOptions['extensions'];
 }
 
 export interface Server {
@@ -99,13 +102,16 @@ export async function startServer(config: Config, options: ServerOptions): Promi
     });
     const helloAddress = await listener.listen();
     if (options.api === true) {
-      api = await startApi({
-        config,
-        store,
-        log,
-        metrics: metrics.registry,
-        provisioningEvents: runnerEventSource(runner),
-      });
+      api = await startApi(
+        {
+          config,
+          store,
+          log,
+          metrics: metrics.registry,
+          provisioningEvents: runnerEventSource(runner),
+        },
+        options.apiExtensions === undefined ? {} : { extensions: options.apiExtensions },
+      );
     }
     const a = api;
     const resumed = await runner.resume();

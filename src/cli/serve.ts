@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { Command } from 'commander';
 import { ensureBootstrapToken } from '../api/tokens.ts';
+import { consolePlugin, findConsoleBuild } from '../console/plugin.ts';
 import { ScsError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { startServer } from '../main.ts';
@@ -38,7 +39,14 @@ export function registerServeCommands(program: Command, io: Io): void {
       const actor = cliActor().replace(/^cli:/, 'scs:');
       // Signals that arrive while starting still stop the server once it is up.
       const stopSignal = Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
-      const server = await startServer(config, { log, actor, api: true });
+      // The web console when it was built (npm install runs the build; docs/console.md): never a stand-in page.
+      const consoleBuild = findConsoleBuild();
+      const server = await startServer(config, {
+        log,
+        actor,
+        api: true,
+        ...(consoleBuild === undefined ? {} : { apiExtensions: [consolePlugin(consoleBuild)] }),
+      });
       if (server.masterKey.created) {
         io.err(`created master key ${server.masterKey.file} (mode 0600)`);
         io.err('  back it up now, apart from the database: without it the PSK database cannot be read');
@@ -60,6 +68,11 @@ export function registerServeCommands(program: Command, io: Io): void {
       if (server.api !== undefined) {
         io.err(
           `amt-scs: REST API on ${server.api.url}/api/v1 (OpenAPI ${server.api.url}/openapi.json, docs ${server.api.url}/docs)`,
+        );
+        io.err(
+          consoleBuild === undefined
+            ? 'amt-scs: web console not built (run `npm run build:console`, then restart); the REST API works without it'
+            : `amt-scs: web console on ${server.api.url}/ (sign in with an API token)`,
         );
       }
       const { address, port } = server.helloAddress;

@@ -1,0 +1,357 @@
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { startFleet, type Fleet } from '../../simulator/fleet/fleet.ts';
+import type { PskPair } from '../../src/psk/formats/pair.ts';
+import { BundleDecoder } from '../../src/psk/formats/bundle.ts';
+import { formatPid, parsePid } from '../../src/psk/pid.ts';
+import { parsePps } from '../../src/psk/pps.ts';
+import { Secret } from '../../src/secret.ts';
+import { MEBX, randomAddressBase, randomPort } from '../e2e/harness.ts';
+import {
+  buildConsole,
+  externalRequests,
+  launchBrowser,
+  OUTPUT,
+  screenshot,
+  skipReason,
+  startConsoleServer,
+  type Browser,
+  type ConsoleServer,
+} from './harness.ts';
+
+const DEVICES = 5;
+const PASSPHRASE = 'correct horse battery staple';
+const skip = skipReason();
+if (skip !== undefined) console.log(`# browser tests skipped: ${skip}`);
+
+async function signIn(page: Page, url: string, token: string): Promise<void> {
+  await page.goto(`${url}/`);
+  await page.getByLabel('API token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('who').waitFor();
+}
+
+/** Runs a test body; when it fails, a screenshot of the page as it was (test-output/browser/FAILED-*.png). */
+function onFailure(page: () => Page | undefined, body: () => Promise<void>): (t: { name: string }) => Promise<void> {
+  return async (t) => {
+    try {
+      await body();
+    } catch (e) {
+      const p = page();
+      if (p !== undefined)
+        await screenshot(p, `FAILED-${t.name.replace(/\W+/g, '-').slice(0, 60)}`).catch(() => undefined);
+      throw e;
+    }
+  };
+}
+
+function parseCsv(text: string): PskPair[] {
+  const lines = text.split(/\r?\n/).filter((l) => l !== '');
+  assert.equal(lines[0], 'PID,PPS');
+  return lines.slice(1).map((l) => {
+    const [pid = '', pps = ''] = l.split(',');
+    return { pid: parsePid(pid), pps: new Secret(parsePps(pps)) };
+  });
+}
+
+/**
+ * The journey of issue #5 in real Chromium against a real server: sign in, set the profile,
+ * generate PSKs, export them for the devices, start a simulated fleet holding them, watch every
+ * device reach "provisioned" live on the dashboard, open a device, export an encrypted bundle;
+ * then what other roles see, and that the page never reached another host.
+ */
+describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, () => {
+  let build: string;
+  let scs: ConsoleServer;
+  let browser: Browser;
+  let page: Page;
+  let fleet: Fleet | undefined;
+  let adminToken: string;
+  const amtTlsPort = randomPort();
+
+  before(async () => {
+    build = await buildConsole();
+    scs = await startConsoleServer(build, amtTlsPort);
+    adminToken = await scs.token('alice', 'admin');
+    browser = await launchBrowser();
+    page = await browser.newPage();
+  });
+  after(async () => {
+    await fleet?.stop();
+    await browser?.close();
+    await scs?.close();
+    if (build !== undefined) rmSync(build, { recursive: true, force: true });
+  });
+
+  it(
+    'signs in with a token and shows the dashboard for its role',
+    onFailure(
+      () => page,
+      async () => {
+        await page.goto(`${scs.url}/`);
+        await page.getByLabel('API token').fill('scs_not-a-real-token');
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.getByRole('alert').filter({ hasText: 'SCS_UNAUTHENTICATED' }).waitFor();
+        await screenshot(page, '01-sign-in-refused');
+        await page.getByLabel('API token').fill(adminToken);
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+        assert.match(await page.getByTestId('who').innerText(), /alice\s+admin/);
+        await page.getByTestId('live-state').filter({ hasText: 'live' }).waitFor();
+        assert.equal(await page.getByRole('link', { name: 'Audit log' }).count(), 1);
+        // A reload keeps the tab's session (sessionStorage).
+        await page.reload();
+        await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+        await screenshot(page, '02-dashboard-empty');
+      },
+    ),
+  );
+
+  it(
+    'saves the default profile with If-Match and shows validation errors per field',
+    onFailure(
+      () => page,
+      async () => {
+        await page.getByRole('link', { name: 'Profiles' }).click();
+        await page.getByRole('heading', { name: /^default/ }).waitFor();
+        await page.getByLabel('Certificate validity (days)').fill('0');
+        await page.getByRole('button', { name: 'Save changes' }).click();
+        await page.getByText('a whole number of days, 1 to 3650').waitFor();
+        await page.getByLabel('Certificate validity (days)').fill('365');
+        // The server's own rules: a domain name with a space is refused, said next to the field.
+        await page.getByLabel('Domain name').fill('not a domain');
+        await page.getByRole('button', { name: 'Save changes' }).click();
+        await page.locator('#p-domainName-error').waitFor();
+        await screenshot(page, '03-profile-invalid');
+        await page.getByLabel('Domain name').fill('lab.example');
+        await page.getByLabel(/^Current MEBx password/).fill(MEBX);
+        await page.getByRole('button', { name: 'Save changes' }).click();
+        await page.getByText(/^Saved: version \d+\.$/).waitFor();
+        const profile = await scs.server.store.profiles.get('default');
+        assert.equal(profile?.settings.domainName, 'lab.example');
+        assert.equal(profile?.settings.certificateValidityDays, 365);
+        assert.equal(profile?.secretsSet.currentMebxPassword, true);
+
+        // Someone else changes the profile: the console's ETag is stale and the save is refused.
+        await scs.server.store.profiles.update(
+          'default',
+          { settings: { timeSync: !profile.settings.timeSync } },
+          { actor: 'test' },
+        );
+        await page.getByLabel('Host name pattern').fill('pc-{uuid8}');
+        await page.getByRole('button', { name: 'Save changes' }).click();
+        await page.getByRole('alert').filter({ hasText: 'SCS_PRECONDITION_FAILED' }).waitFor();
+        await screenshot(page, '04-profile-stale');
+        assert.notEqual((await scs.server.store.profiles.get('default'))?.settings.hostNamePattern, 'pc-{uuid8}');
+        await page.getByRole('button', { name: /Reload the current version/ }).click();
+        await page.getByRole('alert').waitFor({ state: 'detached' });
+      },
+    ),
+  );
+
+  let devicePsks: PskPair[] = [];
+
+  it(
+    'generates PSKs with progress and exports a CSV for the devices',
+    onFailure(
+      () => page,
+      async () => {
+        await page.getByRole('link', { name: 'PSKs' }).click();
+        await page.getByLabel('How many').fill(String(DEVICES * 2 + 2));
+        await page.locator('#gen-batch').fill('floor-1');
+        await page.getByRole('button', { name: 'Generate PSKs' }).click();
+        await page.locator('[data-testid="generate-task"][data-state="succeeded"]').waitFor();
+        assert.match(await page.getByTestId('generate-task').innerText(), /12 PSKs generated into batch floor-1/);
+        // The list shows them, never a PPS.
+        await page.locator('#f-batch').selectOption('floor-1');
+        await page
+          .locator('[data-testid="psk-list"] tbody tr')
+          .nth(DEVICES * 2 + 1)
+          .waitFor();
+
+        await page.locator('#exp-format').selectOption('csv');
+        await page.locator('#exp-batch').selectOption('floor-1');
+        await page.locator('#exp-count').fill(String(DEVICES));
+        const [download] = await Promise.all([
+          page.waitForEvent('download'),
+          page.getByRole('button', { name: 'Export and download' }).click(),
+        ]);
+        assert.match(download.suggestedFilename(), /^psks-floor-1-.*\.csv$/);
+        const file = path.join(OUTPUT, 'floor-1.csv');
+        await download.saveAs(file);
+        devicePsks = parseCsv(readFileSync(file, 'utf8'));
+        rmSync(file);
+        assert.equal(devicePsks.length, DEVICES);
+        await page.getByTestId('export-result').waitFor();
+        await screenshot(page, '05-psks-generated-exported');
+      },
+    ),
+  );
+
+  it(
+    'shows every device of a simulated fleet reach "provisioned" live on the dashboard',
+    onFailure(
+      () => page,
+      async () => {
+        await page.getByRole('link', { name: 'Dashboard' }).click();
+        await page.getByTestId('live-state').filter({ hasText: 'live' }).waitFor();
+        fleet = await startFleet({
+          devices: DEVICES,
+          psks: devicePsks,
+          scs: `127.0.0.1:${scs.server.helloAddress.port}`,
+          tlsPort: amtTlsPort,
+          httpPort: amtTlsPort + 1,
+          addressBase: randomAddressBase(),
+          workers: 'inline',
+          keyPoolSize: 4,
+          mebxPassword: MEBX,
+          timeFactor: 1,
+        });
+        const rows = page.locator('[data-testid="live-jobs"] tbody tr[data-state="provisioned"]');
+        // Provisioning is real work (TLS-PSK, WS-Man, certificates) on a loaded machine: be patient.
+        const deadline = Date.now() + 240_000;
+        while ((await rows.count()) < DEVICES) {
+          if (Date.now() > deadline)
+            throw new Error(`only ${await rows.count()} of ${DEVICES} devices provisioned in 240 s`);
+          await page.waitForTimeout(250);
+        }
+        assert.equal(await rows.count(), DEVICES);
+        const uuids: (string | null)[] = [];
+        for (let i = 0; i < DEVICES; i++) uuids.push(await rows.nth(i).getAttribute('data-device'));
+        assert.deepEqual(new Set(uuids), new Set(fleet.devices.map((d) => d.uuid)));
+        await page.locator('[data-testid="device-counts-provisioned"]', { hasText: String(DEVICES) }).waitFor();
+        await page.locator('[data-testid="psk-counts-consumed"]', { hasText: String(DEVICES) }).waitFor();
+        await screenshot(page, '06-dashboard-provisioned');
+      },
+    ),
+  );
+
+  it(
+    'opens a provisioned device with its certificate and history, and reveals its password',
+    onFailure(
+      () => page,
+      async () => {
+        await page.getByRole('link', { name: 'Devices' }).click();
+        await page
+          .locator('[data-testid="device-list"] tbody tr')
+          .nth(DEVICES - 1)
+          .waitFor();
+        await page.locator('[data-testid="device-list"] tbody tr a').first().click();
+        await page.getByRole('heading', { name: 'TLS certificate' }).waitFor();
+        await page.getByRole('heading', { name: 'History' }).waitFor();
+        await page.getByRole('button', { name: /Reveal admin password/ }).click();
+        const password = await page.getByTestId('admin-password').innerText();
+        assert.ok(password.length >= 8, 'a revealed password is shown');
+        await screenshot(page, '07-device-detail');
+        assert.ok(!scs.logs.some((l) => l.includes(password)), 'the revealed password is in no log line');
+      },
+    ),
+  );
+
+  it(
+    'exports an encrypted bundle that opens with its passphrase and holds the batch',
+    onFailure(
+      () => page,
+      async () => {
+        await page.getByRole('link', { name: 'PSKs' }).click();
+        await page.locator('#exp-format').selectOption('bundle');
+        await page.locator('#exp-batch').selectOption('floor-1');
+        await page.getByLabel(/^Passphrase/).fill(PASSPHRASE);
+        const [download] = await Promise.all([
+          page.waitForEvent('download'),
+          page.getByRole('button', { name: 'Export and download' }).click(),
+        ]);
+        assert.match(download.suggestedFilename(), /^psks-floor-1-.*\.scsbundle$/);
+        const file = path.join(OUTPUT, 'floor-1.scsbundle');
+        await download.saveAs(file);
+        const bytes = readFileSync(file);
+        rmSync(file);
+        const decoder = new BundleDecoder({ passphrase: new Secret(PASSPHRASE) });
+        const records = [...decoder.push(bytes), ...decoder.finish()];
+        // A bundle holds the batch's available and exported PSKs (docs/transfer.md).
+        const expected = (
+          await scs.server.store.psks.list({ batch: 'floor-1', state: ['available', 'exported'], limit: 100 })
+        ).map((p) => formatPid(p.pid));
+        assert.ok(records.length > 0, 'the bundle is not empty');
+        assert.deepEqual(records.map((r) => formatPid(r.pid)).sort(), expected.sort());
+        assert.ok(records.every((r) => r.batch === 'floor-1'));
+        await page.getByTestId('export-result').filter({ hasText: '.scsbundle' }).waitFor();
+        await screenshot(page, '08-bundle-exported');
+      },
+    ),
+  );
+
+  it(
+    'shows the audit log with an intact chain',
+    onFailure(
+      () => page,
+      async () => {
+        await page.getByRole('link', { name: 'Audit log' }).click();
+        await page.locator('[data-testid="audit-verify"][data-ok="true"]').waitFor();
+        await page.locator('[data-testid="audit-list"] tbody tr').first().waitFor();
+        assert.ok((await page.getByRole('cell', { name: 'api:alice' }).count()) > 0, 'actions by the token are listed');
+        await screenshot(page, '09-audit');
+      },
+    ),
+  );
+
+  it(
+    'hides from a viewer what the role cannot do',
+    onFailure(
+      () => page,
+      async () => {
+        const viewer = await browser.newPage();
+        try {
+          await signIn(viewer, scs.url, await scs.token('vic', 'viewer'));
+          assert.equal(await viewer.getByRole('link', { name: 'Audit log' }).count(), 0);
+          await viewer.getByRole('link', { name: 'PSKs' }).click();
+          await viewer.getByRole('heading', { name: 'Inventory' }).waitFor();
+          for (const name of ['Generate PSKs', 'Import file', 'Export and download'])
+            assert.equal(await viewer.getByRole('button', { name }).count(), 0, `no "${name}" for a viewer`);
+          await viewer.getByRole('link', { name: 'Profiles' }).click();
+          await viewer.getByText('Your role can read profiles but not change them.').waitFor();
+          await viewer.getByRole('link', { name: 'Devices' }).click();
+          await viewer.locator('[data-testid="device-list"] tbody tr a').first().click();
+          await viewer.getByRole('heading', { name: 'TLS certificate' }).waitFor();
+          assert.equal(await viewer.getByRole('button', { name: /Reveal admin password/ }).count(), 0);
+          assert.equal(await viewer.getByRole('heading', { name: 'History' }).count(), 0);
+          await screenshot(viewer, '10-viewer-device');
+        } finally {
+          await viewer.close();
+        }
+      },
+    ),
+  );
+
+  it(
+    'made no request to any host but this server',
+    onFailure(
+      () => page,
+      async () => {
+        // Every page once more at a phone's width, then the whole session's requests.
+        await page.setViewportSize({ width: 390, height: 844 });
+        for (const [name, heading] of [
+          ['PSKs', 'Inventory'],
+          ['Profiles', 'All profiles'],
+          ['Devices', 'Devices'],
+          ['Audit log', 'Chain verification'],
+        ] as const) {
+          await page.getByRole('link', { name }).click();
+          await page.getByRole('heading', { name: heading, exact: true }).waitFor();
+        }
+        await page.getByRole('link', { name: 'Dashboard' }).click();
+        await page.getByTestId('device-counts').waitFor();
+        await screenshot(page, '11-dashboard-phone');
+        assert.ok(browser.requests.length > 20, `requests were recorded (${browser.requests.length})`);
+        assert.deepEqual(externalRequests(browser.requests), []);
+        assert.ok(
+          browser.requests.every((u) => !u.includes(adminToken)),
+          'the token never appears in a URL',
+        );
+      },
+    ),
+  );
+});
