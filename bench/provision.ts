@@ -1,8 +1,12 @@
 /**
  * Provisioning benchmark (issue 4, "Speed"): N simulated devices (worker processes, so their
  * CPU is not counted) provisioned by the real server in this process, then a FLOOR run side by
- * side: the same number of TLS-PSK handshakes and HTTP round trips per device with a canned
- * body (WS-Man Identify), no logic, no store. Prints one JSON object.
+ * side: per device the same handshakes and HTTP round trips as the server made, with canned
+ * bodies, no logic, no store. The setup session's handshakes are TLS-PSK to the simulated
+ * devices (canned WS-Man Identify); with the profile's TLS on, the two verification
+ * connections are certificate TLS, as the server's are, to bench/floor-tls-server.ts (a child
+ * process serving an RSA-2048 device certificate from an SCS-profile CA, since an unprovisioned
+ * simulated device has none). Prints one JSON object.
  *
  *   node --import tsx bench/provision.ts [--devices 1000] [--max-jobs 256] [--per-worker 500] [--log-level warn]
  *     [--profile server.cpuprofile] [--profile-floor floor.cpuprofile]
@@ -13,6 +17,8 @@
  * (IPC from its workers) runs here too and is counted on both sides. Peak RSS is sampled every
  * 100 ms during each phase; the server phase runs first.
  */
+import { fork } from 'node:child_process';
+import { createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -22,13 +28,16 @@ import { randomInt } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
+import { nullSignedCsr } from '../simulator/device/test-pki.ts';
 import { startFleet, type Fleet } from '../simulator/fleet/fleet.ts';
-import { connectPsk } from '../src/amt/tls-psk.ts';
+import { createTlsTransport } from '../src/amt/connect.ts';
+import { connectPsk, tlsSecureContext } from '../src/amt/tls-psk.ts';
 import { createSocketTransport } from '../src/amt/http/transport.ts';
 import { buildEnvelope } from '../src/amt/wsman/envelope.ts';
 import { loadConfig, type LogLevel } from '../src/config.ts';
 import { decodeHello } from '../src/hello/decode.ts';
 import { createHelloListener } from '../src/hello/listener.ts';
+import { createCaMaterial } from '../src/crypto/ca.ts';
 import { createLogger } from '../src/log.ts';
 import { ensureCa } from '../src/main.ts';
 import { createMetrics } from '../src/metrics.ts';
@@ -36,6 +45,7 @@ import type { PskPair } from '../src/psk/formats/pair.ts';
 import { generatePid, generatePps } from '../src/psk/generate.ts';
 import type { Pid } from '../src/psk/pid.ts';
 import type { Pps } from '../src/psk/pps.ts';
+import { createDeviceCertificateIssuer } from '../src/provisioning/device-certificate.ts';
 import { createRunner } from '../src/provisioning/runner.ts';
 import { Secret } from '../src/secret.ts';
 import { openStore } from '../src/store/open.ts';
@@ -49,6 +59,7 @@ const N = Number(arg('devices', '1000'));
 const MAX_JOBS = Number(arg('max-jobs', '256'));
 const PER_WORKER = Number(arg('per-worker', '500'));
 const LOG_LEVEL = arg('log-level', 'warn') as LogLevel;
+const TLS = arg('tls', 'on') === 'on';
 const MEBX = 'P@ssw0rd';
 /** Hellos 1.2 s apart at first (12 s x 0.1): a refused first hello comes back quickly. */
 const TIME_FACTOR = 0.1;
@@ -169,7 +180,7 @@ async function serverPhase(): Promise<
     'default',
     {
       secrets: { currentMebxPassword: new Secret(MEBX) },
-      settings: { tls: arg('tls', 'on'), timeSync: arg('time-sync', 'on') },
+      settings: { tls: TLS ? 'on' : 'off', timeSync: arg('time-sync', 'on') },
     },
     { actor: 'bench' },
   );
@@ -233,15 +244,62 @@ async function serverPhase(): Promise<
 }
 
 /**
- * The floor: per device, `connections` TLS-PSK handshakes and `requests` HTTP round trips in
- * total (spread over the connections) with a canned Identify body; hellos decoded and deduped;
- * the same concurrency cap. No store, no WS-Man logic, no CA.
+ * What a provisioned device serves at verification: an RSA-2048 key (a simulated device's
+ * GenerateKeyPair), in a certificate the server's own issuer signs with an SCS-profile CA.
  */
-async function floorPhase(connections: number, requests: number): Promise<Phase> {
+async function deviceCertificate(dnsName: string): Promise<{ caPem: string; keyPem: string; certPem: string }> {
+  const material = await createCaMaterial('amt-scs floor CA');
+  const rsa = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]) };
+  const keys = await webcrypto.subtle.generateKey({ ...rsa, modulusLength: 2048 }, true, ['sign', 'verify']);
+  const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', keys.publicKey));
+  const pkcs1 = createPublicKey({ key: spki, format: 'der', type: 'spki' }).export({ type: 'pkcs1', format: 'der' });
+  const csr = await nullSignedCsr(pkcs1.toString('base64'), keys.privateKey, `CN=${dnsName}`);
+  const issued = await createDeviceCertificateIssuer(material).issueDeviceCertificate(Buffer.from(csr, 'base64'), {
+    dnsName,
+    uuid: '00000000-0000-4000-8000-000000000000',
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const keyPem = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({
+    type: 'pkcs8',
+    format: 'pem',
+  });
+  return { caPem: material.certPem, keyPem: keyPem.toString(), certPem: issued.pem };
+}
+
+/** Starts bench/floor-tls-server.ts; resolves with its port and a stop function. */
+async function floorTlsServer(keyPem: string, certPem: string): Promise<{ port: number; stop(): void }> {
+  const child = fork(new URL('./floor-tls-server.ts', import.meta.url), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const ready = once(child, 'message') as Promise<[{ port: number }]>;
+  child.send({ keyPem, certPem, minVersion: 'TLSv1', maxVersion: 'TLSv1.2', replyBytes: 1500 });
+  const [{ port }] = await ready;
+  return { port, stop: () => child.disconnect() };
+}
+
+/**
+ * The floor: per device, `connections` handshakes and `requests` HTTP round trips in total,
+ * as the server made them: `verifyConnections` of the connections are certificate TLS with one
+ * round trip each (the verification's Digest 401 and its Get), the others TLS-PSK to the
+ * simulated device carrying the remaining round trips with a canned Identify body. Hellos
+ * decoded and deduped; the same concurrency cap. No store, no WS-Man logic, no Digest, no CA
+ * work per device.
+ */
+async function floorPhase(connections: number, requests: number, verifyConnections: number): Promise<Phase> {
   const tlsPort = 20_000 + randomInt(40_000);
   const helloPort = await freePort();
   const psks = pairs(N);
   const ppsOf = new Map<string, Secret<Pps>>(psks.map((p) => [p.pid, p.pps]));
+  const dnsName = 'amt-floor.lab.example';
+  const pki = verifyConnections > 0 ? await deviceCertificate(dnsName) : undefined;
+  const standIn = pki === undefined ? undefined : await floorTlsServer(pki.keyPem, pki.certPem);
+  // The server's context for certificate TLS: built once, from config defaults (as the runner's).
+  const defaults = loadConfig({ flags: {}, env: {} });
+  const tlsContext =
+    pki === undefined
+      ? undefined
+      : tlsSecureContext({ ca: pki.caPem, minVersion: defaults.tlsMinVersion, maxVersion: defaults.tlsMaxVersion });
   const fleet = await fleetOf(psks, helloPort, tlsPort);
   const body = Buffer.from(buildEnvelope({ kind: 'identify' }, 'uuid:00000000-0000-4000-8000-000000000000'), 'utf8');
   const seen = new Set<string>();
@@ -253,15 +311,18 @@ async function floorPhase(connections: number, requests: number): Promise<Phase>
   const done = new Promise<void>((r) => (resolveDone = r));
   const conns = Math.max(1, Math.round(connections));
   const reqs = Math.max(conns, Math.round(requests));
+  const certConns = standIn === undefined ? 0 : Math.min(conns - 1, Math.round(verifyConnections));
+  const pskConns = conns - certConns;
+  const pskReqs = reqs - certConns;
   async function device(address: string, pid: Pid): Promise<void> {
     const pps = ppsOf.get(pid) as Secret<Pps>;
-    for (let c = 0; c < conns; c++) {
+    for (let c = 0; c < pskConns; c++) {
       const transport = createSocketTransport({
         host: `${address}:${tlsPort}`,
         connect: (signal): Promise<Duplex> =>
           connectPsk({ host: address, port: tlsPort, pid, pps, timeoutMs: 15_000, signal }),
       });
-      const share = Math.floor(reqs / conns) + (c < reqs % conns ? 1 : 0);
+      const share = Math.floor(pskReqs / pskConns) + (c < pskReqs % pskConns ? 1 : 0);
       for (let r = 0; r < share; r++) {
         await transport.request({
           method: 'POST',
@@ -270,6 +331,25 @@ async function floorPhase(connections: number, requests: number): Promise<Phase>
           body,
         });
       }
+      transport.close();
+    }
+    for (let c = 0; c < certConns && standIn !== undefined && pki !== undefined; c++) {
+      const transport = createTlsTransport({
+        host: '127.0.0.1',
+        port: standIn.port,
+        ca: pki.caPem,
+        ...(tlsContext === undefined ? {} : { secureContext: tlsContext }),
+        servername: dnsName,
+        minVersion: defaults.tlsMinVersion,
+        maxVersion: defaults.tlsMaxVersion,
+        connectTimeoutMs: 15_000,
+      });
+      await transport.request({
+        method: 'POST',
+        path: '/wsman',
+        headers: { 'Content-Type': 'application/soap+xml;charset=UTF-8' },
+        body,
+      });
       transport.close();
     }
   }
@@ -318,6 +398,7 @@ async function floorPhase(connections: number, requests: number): Promise<Phase>
   const peakRssMb = rss.stop();
   server.close();
   await fleet.stop();
+  standIn?.stop();
   return {
     wallMs: Math.round(wallMs),
     devicesPerSec: Math.round((N / wallMs) * 1000 * 10) / 10,
@@ -331,7 +412,9 @@ if (process.argv.includes('--no-floor')) {
   process.stdout.write(`${JSON.stringify({ benchmark: 'provision', devices: N, server }, null, 2)}\n`);
   process.exit(0);
 }
-const floor = await floorPhase(server.connectionsPerDevice, server.requestsPerDevice);
+// With TLS on, the server verifies over certificate TLS: a connection for the Digest 401 and
+// one for the Get (more only when a device was slow to come back after CommitChanges).
+const floor = await floorPhase(server.connectionsPerDevice, server.requestsPerDevice, TLS ? 2 : 0);
 const ratio = Math.round((server.cpuMsPerDevice / floor.cpuMsPerDevice) * 100) / 100;
 process.stdout.write(
   `${JSON.stringify(
