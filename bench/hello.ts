@@ -1,14 +1,41 @@
 /**
- * Hello decoding benchmark: decodeHello (incremental decoder, every field checked, PID check
- * character verified) against a bare Buffer read of the same fields into the same object (no
- * checks), on the same 32-byte version 2 hellos, alternating rounds. Prints one JSON object.
- * Run: node --import tsx bench/hello.ts [--seconds 2]
+ * Hello intake benchmark (issue 7 item 4), two parts, each against a baseline in the same run:
+ *
+ * 1. Decoding: decodeHello (incremental decoder, every field checked, PID check character
+ *    verified) against a bare Buffer read of the same fields into the same object (no checks),
+ *    on the same 32-byte version 2 hellos, alternating rounds. Target: ≥ 0.5× of bare.
+ * 2. TCP intake: hellos accepted per second by the real listener (src/hello/listener.ts) over
+ *    loopback from `--senders` concurrent senders (bench/hello-senders.ts, a process of its own,
+ *    each sender on its own 127.x address, one connection per hello as devices do), against a
+ *    bare net.Server that reads the 32 bytes and counts; rounds alternate. Target: ≥ 10,000/s
+ *    with no loss (every hello sent is received).
+ *
+ * Run: node --import tsx bench/hello.ts [--seconds 2] [--senders 1000] [--hellos 40000] [--rounds 2] [--no-tcp]
+ * Writes bench/out/hello-<stamp>.json and prints a readable summary.
  */
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { cpus, loadavg } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { decodeHello, HelloDecoder } from '../src/hello/decode.ts';
+import { createHelloListener } from '../src/hello/listener.ts';
 import { formatUuid } from '../src/hello/uuid.ts';
 import { generatePid } from '../src/psk/generate.ts';
+import type { SendOrder, SendReport } from './hello-senders.ts';
 
-const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 2;
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i > 0 ? Number(process.argv[i + 1]) : NaN;
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+}
+const seconds = arg('seconds', 2);
+const SENDERS = arg('senders', 1000);
+const HELLOS = arg('hellos', 40_000);
+const ROUNDS = arg('rounds', 2);
+const load0 = loadavg();
 
 /** 256 distinct valid hellos (protocol.md §1a), so no branch predictor sees one message only. */
 const hellos: Buffer[] = Array.from({ length: 256 }, (_, i) => {
@@ -72,20 +99,209 @@ for (let r = 0; r < rounds; r++) {
 }
 const rate = (s: Side) => (totals[s].ops * 1000) / totals[s].ms;
 const ratio = rate('decodeHello') / rate('bare');
-process.stdout.write(
-  `${JSON.stringify(
-    {
-      bench: 'hello',
-      what: 'decode a 32-byte version 2 hello into {version, adminCredentialsSet, retryCount, uuid, pid}',
-      node: process.version,
-      decodeHelloPerSec: Math.round(rate('decodeHello')),
-      decodeInTwoReadsPerSec: Math.round(rate('split')),
-      bareBufferReadPerSec: Math.round(rate('bare')),
-      ratio: Number(ratio.toFixed(2)),
-      target: 0.5,
-      meetsTarget: ratio >= 0.5,
+const decoding = {
+  what: 'decode a 32-byte version 2 hello into {version, adminCredentialsSet, retryCount, uuid, pid}',
+  decodeHelloPerSec: Math.round(rate('decodeHello')),
+  decodeInTwoReadsPerSec: Math.round(rate('split')),
+  bareBufferReadPerSec: Math.round(rate('bare')),
+  ratio: Number(ratio.toFixed(2)),
+  target: 0.5,
+  meetsTarget: ratio >= 0.5,
+};
+
+// ---- TCP intake ------------------------------------------------------------------------------
+
+interface Receiver {
+  port: number;
+  received(): number;
+  firstAt(): number;
+  lastAt(): number;
+  dropped(): number;
+  close(): Promise<void>;
+}
+
+function stamps(): { mark(): void; first: number; last: number } {
+  const s = {
+    first: 0,
+    last: 0,
+    mark() {
+      const now = performance.now();
+      if (s.first === 0) s.first = now;
+      s.last = now;
     },
-    null,
-    2,
-  )}\n`,
+  };
+  return s;
+}
+
+async function listenerReceiver(): Promise<Receiver> {
+  let n = 0;
+  const t = stamps();
+  const listener = createHelloListener({
+    host: '127.0.0.1',
+    port: 0,
+    maxConnections: 20_000,
+    timeoutMs: 5000,
+    onHello: () => {
+      n++;
+      t.mark();
+    },
+  });
+  const { port } = await listener.listen();
+  return {
+    port,
+    received: () => n,
+    firstAt: () => t.first,
+    lastAt: () => t.last,
+    dropped: () => {
+      const c = listener.counters();
+      return c.dropped.maxConnections + c.dropped.reset + c.dropped.timeout + c.handlerErrors;
+    },
+    close: () => listener.close(),
+  };
+}
+
+/** The baseline: accept, collect 32 bytes, read the fields at the end, close. No checks, no timer. */
+async function bareReceiver(): Promise<Receiver> {
+  let n = 0;
+  let sink = 0;
+  const t = stamps();
+  const server = net.createServer((socket) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => undefined);
+    socket.on('end', () => {
+      socket.destroy();
+      const b = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      if (b.length < 32) return;
+      sink += (bare(b) as { retryCount: number }).retryCount;
+      n++;
+      t.mark();
+    });
+  });
+  server.listen(0, '127.0.0.1', 511);
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    received: () => n + (sink < 0 ? 1 : 0),
+    firstAt: () => t.first,
+    lastAt: () => t.last,
+    dropped: () => 0,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+interface TcpRound {
+  side: 'listener' | 'bare';
+  sent: number;
+  received: number;
+  lost: number;
+  dropped: number;
+  senderErrors: Record<string, number>;
+  /** Received ÷ (last − first receive), at the receiving side. */
+  perSec: number;
+}
+
+async function tcpIntake(): Promise<{ rounds: TcpRound[]; listener: Summary; bare: Summary }> {
+  const child = fork(fileURLToPath(new URL('./hello-senders.ts', import.meta.url)), [], {
+    execArgv: ['--import', import.meta.resolve('tsx'), '--no-warnings=ExperimentalWarning'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const rounds: TcpRound[] = [];
+  try {
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const side of ['listener', 'bare'] as const) {
+        const receiver = side === 'listener' ? await listenerReceiver() : await bareReceiver();
+        const order: SendOrder = {
+          type: 'send',
+          port: receiver.port,
+          senders: SENDERS,
+          total: HELLOS,
+          addressPrefix: `127.${20 + r}`,
+        };
+        const reply = once(child, 'message') as Promise<[SendReport]>;
+        child.send(order);
+        const [report] = await reply;
+        // The last hellos may still be in the receiver's event loop.
+        for (let i = 0; i < 100 && receiver.received() < report.sent; i++) await new Promise((x) => setTimeout(x, 20));
+        const received = receiver.received();
+        const secs = (receiver.lastAt() - receiver.firstAt()) / 1000;
+        rounds.push({
+          side,
+          sent: report.sent,
+          received,
+          lost: report.sent - received,
+          dropped: receiver.dropped(),
+          senderErrors: report.errors,
+          perSec: Math.round(received / secs),
+        });
+        await receiver.close();
+        process.stderr.write(`hello: tcp round ${r + 1} ${side}: ${JSON.stringify(rounds.at(-1))}\n`);
+      }
+    }
+  } finally {
+    child.disconnect();
+  }
+  const sum = (side: 'listener' | 'bare'): Summary => {
+    const rs = rounds.filter((x) => x.side === side);
+    const received = rs.reduce((a, x) => a + x.received, 0);
+    const perSec = rs.map((x) => x.perSec);
+    return {
+      perSecMedian: perSec.sort((a, b) => a - b)[Math.floor(perSec.length / 2)] ?? 0,
+      perSecAll: rs.map((x) => x.perSec),
+      sent: rs.reduce((a, x) => a + x.sent, 0),
+      received,
+      lost: rs.reduce((a, x) => a + x.lost, 0),
+      senderErrors: rs.reduce((a, x) => a + Object.values(x.senderErrors).reduce((p, q) => p + q, 0), 0),
+    };
+  };
+  return { rounds, listener: sum('listener'), bare: sum('bare') };
+}
+
+interface Summary {
+  perSecMedian: number;
+  perSecAll: number[];
+  sent: number;
+  received: number;
+  lost: number;
+  senderErrors: number;
+}
+
+const tcp = process.argv.includes('--no-tcp') ? undefined : await tcpIntake();
+const result = {
+  bench: 'hello',
+  node: process.version,
+  cpus: cpus().length,
+  loadAverage: { atStart: load0, atEnd: loadavg() },
+  decoding,
+  tcp:
+    tcp === undefined
+      ? null
+      : {
+          what: `hellos accepted per second over loopback TCP, ${SENDERS} concurrent senders (one connection per hello, each sender its own 127.x address), ${HELLOS} hellos per round`,
+          listener: tcp.listener,
+          bare: tcp.bare,
+          ratioToBare: Number((tcp.listener.perSecMedian / tcp.bare.perSecMedian).toFixed(2)),
+          target: 10_000,
+          meetsTarget:
+            tcp.listener.perSecMedian >= 10_000 && tcp.listener.lost === 0 && tcp.listener.senderErrors === 0,
+          rounds: tcp.rounds,
+        },
+};
+const out = path.join(path.dirname(fileURLToPath(import.meta.url)), 'out');
+mkdirSync(out, { recursive: true });
+const file = path.join(out, `hello-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}.json`);
+writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+process.stdout.write(
+  [
+    `hello intake, node ${process.version}, ${cpus().length} cores, load average ${load0[0]?.toFixed(2)} → ${loadavg()[0]?.toFixed(2)}`,
+    `decode:  decodeHello ${decoding.decodeHelloPerSec.toLocaleString('en-US')}/s, in two reads ${decoding.decodeInTwoReadsPerSec.toLocaleString('en-US')}/s, bare Buffer read ${decoding.bareBufferReadPerSec.toLocaleString('en-US')}/s: ratio ${decoding.ratio} (target ≥ 0.5)`,
+    ...(tcp === undefined
+      ? []
+      : [
+          `tcp:     listener ${tcp.listener.perSecMedian.toLocaleString('en-US')}/s (rounds ${tcp.listener.perSecAll.join(', ')}), bare net.Server ${tcp.bare.perSecMedian.toLocaleString('en-US')}/s (rounds ${tcp.bare.perSecAll.join(', ')}); ratio ${result.tcp?.ratioToBare}`,
+          `         listener: sent ${tcp.listener.sent}, received ${tcp.listener.received}, lost ${tcp.listener.lost}, sender errors ${tcp.listener.senderErrors} (target ≥ 10,000/s, no loss: ${result.tcp?.meetsTarget === true ? 'met' : 'NOT met'})`,
+        ]),
+    `written: ${file}`,
+    '',
+  ].join('\n'),
 );

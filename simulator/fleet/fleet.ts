@@ -29,6 +29,11 @@ export interface FleetOptions {
   seed?: string;
   /** Delay before every HTTP reply of every device. */
   latencyMs?: number;
+  /**
+   * Spread the first hellos evenly over this many real milliseconds (device i waits
+   * i × spread / devices after its process listens); default 0: all at once.
+   */
+  helloSpreadMs?: number;
   /** The --faults language (simulator/fleet/faults.ts). */
   faults?: string;
   /** MEBx password of every device (the admin Digest password in setup mode); default P@ssw0rd. */
@@ -372,6 +377,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   checkInt('tlsPort', opts.tlsPort, 0, 65535);
   checkInt('httpPort', opts.httpPort, 0, 65535);
   checkInt('latencyMs', opts.latencyMs, 0, 600_000);
+  checkInt('helloSpreadMs', opts.helloSpreadMs, 0, 86_400_000);
   checkInt('maxDevicesPerWorker', opts.maxDevicesPerWorker, 1, 100_000);
   checkInt('keyPoolSize', opts.keyPoolSize, 0, 4096);
   const timeFactor = checkTimeFactor(opts.timeFactor ?? 1);
@@ -409,7 +415,17 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   });
 
   const startedAt = Date.now();
-  const env: MemberEnv = { scsHost: scs.host, scsPort: scs.port, timeFactor, windowMs, tlsPort, httpPort, startedAt };
+  const env: MemberEnv = {
+    scsHost: scs.host,
+    scsPort: scs.port,
+    timeFactor,
+    windowMs,
+    tlsPort,
+    httpPort,
+    startedAt,
+    helloSpreadMs: opts.helloSpreadMs ?? 0,
+    fleetSize: plans.length,
+  };
   const keyPool = await generateKeyPool(Math.min(opts.keyPoolSize ?? DEFAULT_KEY_POOL_SIZE, opts.devices));
 
   const perWorker = opts.maxDevicesPerWorker ?? DEFAULT_MAX_DEVICES_PER_WORKER;

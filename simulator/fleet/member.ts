@@ -15,6 +15,20 @@ export interface MemberEnv {
   httpPort: number;
   /** Epoch ms the fleet started; `provisionedAfterMs` counts from here. */
   startedAt: number;
+  /**
+   * Real milliseconds over which the devices' first hellos are spread (0 or absent: all at
+   * once). Device i waits `helloRampDelayMs(i, fleetSize, helloSpreadMs)` after its process
+   * listens; the time factor does not scale it (a bench ramp, not part of the §1d schedule).
+   */
+  helloSpreadMs?: number;
+  /** Devices in the whole fleet (not this worker's share): the ramp's denominator. */
+  fleetSize?: number;
+}
+
+/** Device `index`'s wait before its first hello: an even ramp of `spreadMs` over `devices` devices. */
+export function helloRampDelayMs(index: number, devices: number, spreadMs: number): number {
+  if (!(spreadMs > 0) || devices <= 1) return 0;
+  return Math.floor((index * spreadMs) / devices);
 }
 
 /** One device as the fleet reports it: the state file's rows. JSON; never a PPS or password. */
@@ -65,6 +79,7 @@ export class FleetMember {
   #provisionedAfterMs: number | null = null;
   #lastError: string | null = null;
   #started = false;
+  #ramp: NodeJS.Timeout | undefined;
 
   constructor(plan: DevicePlan, env: MemberEnv, onChange: (m: FleetMember) => void, keyPairProvider?: KeyPairProvider) {
     this.plan = plan;
@@ -126,10 +141,19 @@ export class FleetMember {
     await this.device.start({ host: this.plan.address, tlsPort: this.#env.tlsPort, httpPort: this.#env.httpPort });
   }
 
-  /** Starts hellos if the device is In. Called once every device of the host listens. */
+  /**
+   * Starts hellos if the device is In, after its share of the fleet's hello ramp (if any).
+   * Called once every device of the host listens.
+   */
   beginHellos(): void {
-    this.#started = true;
-    this.#syncHellos(true);
+    const delay = helloRampDelayMs(this.plan.index, this.#env.fleetSize ?? 0, this.#env.helloSpreadMs ?? 0);
+    const begin = (): void => {
+      this.#ramp = undefined;
+      this.#started = true;
+      this.#syncHellos(true);
+    };
+    if (delay === 0) begin();
+    else this.#ramp = setTimeout(begin, delay);
   }
 
   /** (Re)starts the hello window when the device is In and `restart`; stops hellos otherwise. */
@@ -143,6 +167,8 @@ export class FleetMember {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.#ramp);
+    this.#ramp = undefined;
     this.#started = false;
     this.sender.stop();
     await this.device.stop();
