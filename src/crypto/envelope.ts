@@ -7,7 +7,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { ScsError } from '../errors.ts';
-import { SealWorker } from './seal-pool.ts';
+import { SealBatchError, SealWorker } from './seal-pool.ts';
 
 /**
  * Envelope encryption of secrets at rest (docs/psk-database.md, "Encryption").
@@ -65,17 +65,20 @@ export function unwrapDataKey(masterKey: Buffer, keyId: number, wrapped: Buffer)
   return key;
 }
 
-/** Below this many secrets a worker round trip costs more than sealing inline. */
+/** Below this many secrets a worker round trip costs more than sealing (or opening) inline. */
 const WORKER_MIN_BATCH = 2048;
+/** Below this many blobs openMany opens inline (a page of an export is 1000 or more). */
+const WORKER_MIN_OPEN = 256;
 
 /**
  * Seals and opens secrets under the database's data keys. Holds the keys privately (as
  * KeyObjects); nothing on it prints a key. IVs are drawn from a pooled CSPRNG buffer (one
  * randomFill per 4096 seals), which matters when a million PPS are sealed in one run.
  *
- * `sealMany` hands large batches to a worker thread (src/crypto/seal-worker.ts) holding a copy
- * of the current data key, so AES-GCM runs on another core while the caller writes the
- * previous batch to the database. If the worker cannot run, it seals inline.
+ * `sealMany` and `openMany` hand large batches to a worker thread (src/crypto/seal-worker.ts)
+ * holding copies of the data keys, so AES-GCM runs on another core while the caller writes the
+ * previous batch to the database (or encodes the previous page of an export). If the worker
+ * cannot run, they work inline.
  */
 export class SecretBox {
   readonly #keys: ReadonlyMap<number, KeyObject>;
@@ -172,13 +175,10 @@ export class SecretBox {
     for (const a of aads) at += data.write(a, at);
     let sealed: Buffer;
     try {
-      this.#worker ??= new SealWorker(this.#currentKeyId, this.#currentKey.export());
-      sealed = await this.#worker.seal(data, plainLengths, aadLengths);
+      sealed = await this.#startWorker().seal(data, plainLengths, aadLengths);
     } catch {
       // The worker could not start or died: seal here; correctness never depends on it.
-      this.#workerBroken = true;
-      await this.#worker?.close();
-      this.#worker = undefined;
+      await this.#dropWorker();
       return inline();
     }
     const out: Buffer[] = new Array<Buffer>(n);
@@ -189,6 +189,111 @@ export class SecretBox {
       pos += len;
     }
     return out;
+  }
+
+  /**
+   * Opens packed blobs: `data` holds all blobs back to back, then all associated data (UTF-8)
+   * back to back, with their byte lengths in `blobLengths` / `aadLengths`. Returns the
+   * plaintexts back to back in a buffer of its own (transferable); throws like `open` at the
+   * first blob that does not open. The worker's entry point; openMany packs for it.
+   */
+  openPacked(data: Buffer, blobLengths: Uint32Array, aadLengths: Uint32Array): Buffer {
+    let total = 0;
+    let aadAt = 0;
+    for (const len of blobLengths) {
+      if (len < OVERHEAD) throw new ScsError('SCS_SECRET_UNREADABLE', 'a stored secret is shorter than its envelope');
+      total += len - OVERHEAD;
+      aadAt += len;
+    }
+    const out = Buffer.allocUnsafeSlow(total);
+    let inAt = 0;
+    let outAt = 0;
+    try {
+      for (let i = 0; i < blobLengths.length; i++) {
+        const len = blobLengths[i] ?? 0;
+        const aadLen = aadLengths[i] ?? 0;
+        const blob = data.subarray(inAt, inAt + len);
+        const aad = data.toString('utf8', aadAt, aadAt + aadLen);
+        const plain = this.open(blob, aad);
+        plain.copy(out, outAt);
+        plain.fill(0);
+        inAt += len;
+        aadAt += aadLen;
+        outAt += len - OVERHEAD;
+      }
+    } catch (e) {
+      out.fill(0);
+      throw e;
+    }
+    return out;
+  }
+
+  /**
+   * Opens `blobs[i]` sealed for `aads[i]` and returns the plaintexts back to back in one buffer
+   * (plaintext i is `blobs[i].length - OVERHEAD` bytes; zero the buffer when done). Batches of
+   * 256 and more are opened on the worker thread; a blob that does not open is
+   * SCS_SECRET_UNREADABLE naming its owner, as with `open`.
+   */
+  async openMany(blobs: readonly Buffer[], aads: readonly string[]): Promise<Buffer> {
+    if (blobs.length !== aads.length) throw new ScsError('SCS_STORE_FAILED', 'openMany: one aad per blob');
+    const n = blobs.length;
+    const inline = (): Buffer => {
+      let total = 0;
+      for (const b of blobs) total += Math.max(0, b.length - OVERHEAD);
+      const out = Buffer.allocUnsafeSlow(total);
+      let at = 0;
+      try {
+        for (let i = 0; i < n; i++) {
+          const plain = this.open(blobs[i] as Buffer, aads[i] ?? '');
+          at += plain.copy(out, at);
+          plain.fill(0);
+        }
+      } catch (e) {
+        out.fill(0);
+        throw e;
+      }
+      return out;
+    };
+    if (n < WORKER_MIN_OPEN || this.#workerBroken || this.#closed) return inline();
+    const blobLengths = new Uint32Array(n);
+    const aadLengths = new Uint32Array(n);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const len = (blobs[i] as Buffer).length;
+      const aadLen = Buffer.byteLength(aads[i] ?? '');
+      blobLengths[i] = len;
+      aadLengths[i] = aadLen;
+      total += len + aadLen;
+    }
+    const data = Buffer.allocUnsafeSlow(total);
+    let at = 0;
+    for (const b of blobs) at += b.copy(data, at);
+    for (const a of aads) at += data.write(a, at);
+    return this.openManyPacked(data, blobLengths, aadLengths);
+  }
+
+  /**
+   * openMany for blobs already packed as `openPacked` takes them (blobs back to back, then the
+   * associated data back to back). `data` must own its ArrayBuffer (`Buffer.allocUnsafeSlow`):
+   * it is transferred to the worker for batches of 256 and more.
+   */
+  async openManyPacked(data: Buffer, blobLengths: Uint32Array, aadLengths: Uint32Array): Promise<Buffer> {
+    if (blobLengths.length !== aadLengths.length) {
+      throw new ScsError('SCS_STORE_FAILED', 'openManyPacked: one aad length per blob');
+    }
+    const ownBuffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+    if (blobLengths.length < WORKER_MIN_OPEN || !ownBuffer || this.#workerBroken || this.#closed) {
+      return this.openPacked(data, blobLengths, aadLengths);
+    }
+    // Kept to open inline if the worker fails (the transferred original is gone then).
+    const copy = Buffer.from(data);
+    try {
+      return await this.#startWorker().open(data, blobLengths, aadLengths);
+    } catch (e) {
+      // A blob that does not open: open inline, which names it. A dead worker: inline from now on.
+      if (!(e instanceof SealBatchError)) await this.#dropWorker();
+      return this.openPacked(copy, blobLengths, aadLengths);
+    }
   }
 
   /** Opens a blob sealed for `aad`; any mismatch (key, owner, a flipped bit) is SCS_SECRET_UNREADABLE. */
@@ -205,6 +310,23 @@ export class SecretBox {
   /** Stops the worker, if one was started. The box still seals inline afterwards. */
   async close(): Promise<void> {
     this.#closed = true;
+    const worker = this.#worker;
+    this.#worker = undefined;
+    await worker?.close();
+  }
+
+  /** The worker, started on first use with copies of every data key (opening needs retired ones). */
+  #startWorker(): SealWorker {
+    if (this.#worker === undefined) {
+      const keys = new Map<number, Buffer>();
+      for (const [id, key] of this.#keys) keys.set(id, key.export());
+      this.#worker = new SealWorker(this.#currentKeyId, keys);
+    }
+    return this.#worker;
+  }
+
+  async #dropWorker(): Promise<void> {
+    this.#workerBroken = true;
     const worker = this.#worker;
     this.#worker = undefined;
     await worker?.close();

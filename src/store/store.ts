@@ -2,12 +2,14 @@ import type { Pid } from '../psk/pid.ts';
 import type { Pps } from '../psk/pps.ts';
 import type { Secret } from '../secret.ts';
 import type { PskState } from './lifecycle.ts';
+import type { PageOptions, PskPage } from './psk-pages.ts';
 import type { ProvisioningRepositories } from './provisioning/types.ts';
 import type { TokenRepository } from './tokens/tokens.ts';
 import type { TransferRepository } from './transfers/transfers.ts';
 import type { PkiRepository } from './pki/pki.ts';
 
 export type { PskState } from './lifecycle.ts';
+export type { PageOptions, PskPage } from './psk-pages.ts';
 
 /**
  * The PSK database as the rest of the server sees it. Adapter-neutral and async: the SQLite
@@ -134,6 +136,13 @@ export interface PskRepository {
    * whatever the total, so this is the export path for a million rows. `limit` caps the total.
    */
   iterateWithPps(options: IterateOptions, context: RevealContext): AsyncIterable<PskWithPps>;
+  /**
+   * The bulk path of exports: like iterateWithPps, as pages of columns with the PPS packed and
+   * decrypted off the main thread, and optionally each page moved to `options.to` by one
+   * set-based UPDATE (src/store/psk-pages.ts). Each page is audited as `psk.reveal` (and
+   * `psk.state`).
+   */
+  pages(options: PageOptions, context: RevealContext): AsyncIterable<PskPage>;
   /**
    * Moves PSKs from one of `from` to `to`, all or nothing: if any PID is missing
    * (SCS_PSK_NOT_FOUND) or in a state outside `from` or not allowed to go to `to`

@@ -13,6 +13,7 @@ import {
   createHmac,
   randomBytes,
   randomUUID,
+  scrypt,
   scryptSync,
   timingSafeEqual,
 } from 'node:crypto';
@@ -20,7 +21,7 @@ import { ScsError } from '../../errors.ts';
 import { Secret } from '../../secret.ts';
 import { PID_LENGTH } from '../pid.ts';
 import { PPS_LENGTH } from '../pps.ts';
-import { canonicalPid, canonicalPps, readPid, readPps } from './canonical.ts';
+import { canonicalPid, canonicalPps, isCanonicalPpsAt, readPid, readPps } from './canonical.ts';
 import type { PskPair } from './pair.ts';
 
 /** "\x89SCSBDL\n": a high byte so no text file starts this way, a newline to catch line-end mangling. */
@@ -77,6 +78,21 @@ export interface BundleRecord extends PskPair {
   readonly createdAt: Date;
 }
 
+/**
+ * Records as columns (one page of an export): no object per record. Every record of one call
+ * has the same state.
+ */
+export interface BundleColumns {
+  readonly count: number;
+  readonly pids: readonly string[];
+  /** PPS i is bytes [32 i, 32 i + 32): ASCII, canonical form. */
+  readonly pps: Buffer;
+  readonly state: BundlePskState;
+  /** Creation times, milliseconds since the epoch. */
+  readonly createdAt: Float64Array;
+  readonly batches: readonly string[];
+}
+
 export interface BundleHeader {
   readonly formatVersion: number;
   readonly kdf: ScryptParams;
@@ -105,6 +121,22 @@ export const scryptKdf: BundleKdf = (passphrase, salt, params) => {
     secret.fill(0);
   }
 };
+
+/** scryptKdf on libuv's thread pool. */
+async function scryptAsync(passphrase: Secret<string>, salt: Buffer, params: ScryptParams): Promise<Buffer> {
+  const N = 2 ** params.log2N;
+  const maxmem = 128 * params.r * (N + params.p + 2) + 1024 * 1024;
+  const secret = Buffer.from(passphrase.reveal().normalize('NFC'), 'utf8');
+  try {
+    return await new Promise<Buffer>((resolve, reject) =>
+      scrypt(secret, salt, KEY_BYTES * 2, { N, r: params.r, p: params.p, maxmem }, (e, key) =>
+        e === null ? resolve(key) : reject(e),
+      ),
+    );
+  } finally {
+    secret.fill(0);
+  }
+}
 
 function malformed(what: string): ScsError {
   return new ScsError('SCS_BUNDLE_MALFORMED', `bundle: ${what}`);
@@ -216,8 +248,16 @@ export class BundleEncoder {
     if (this.#key !== undefined) throw new Error('BundleEncoder.start called twice');
     const o = this.#options;
     const params = o.kdfParams ?? DEFAULT_SCRYPT_PARAMS;
-    const name = Buffer.from(o.sourceName, 'utf8');
     const salt = randomBytes(SALT_BYTES);
+    return this.#begin(salt, (o.kdf ?? scryptKdf)(o.passphrase, salt, params));
+  }
+
+  /** Builds and authenticates the header with keys derived from `salt`. */
+  #begin(salt: Buffer, keys: Buffer): Buffer {
+    if (this.#key !== undefined) throw new Error('BundleEncoder.start called twice');
+    const o = this.#options;
+    const params = o.kdfParams ?? DEFAULT_SCRYPT_PARAMS;
+    const name = Buffer.from(o.sourceName, 'utf8');
     const headerBytes = HEADER_FIXED_BYTES + name.length + MAC_BYTES;
     const header = Buffer.alloc(headerBytes);
     BUNDLE_MAGIC.copy(header, 0);
@@ -234,13 +274,74 @@ export class BundleEncoder {
     header.writeUInt32BE(this.#chunkSize, 64);
     header.writeUInt16BE(name.length, 68);
     name.copy(header, HEADER_FIXED_BYTES);
-    const keys = (o.kdf ?? scryptKdf)(o.passphrase, salt, params);
     this.#key = keys.subarray(0, KEY_BYTES);
     this.#headerMac = createHmac('sha256', keys.subarray(KEY_BYTES))
       .update(header.subarray(0, HEADER_FIXED_BYTES + name.length))
       .digest();
     this.#headerMac.copy(header, HEADER_FIXED_BYTES + name.length);
     return header;
+  }
+
+  /**
+   * Like `start`, with scrypt on libuv's thread pool (the default KDF only; an injected `kdf`
+   * runs as given): the event loop stays free, e.g. to read the first rows meanwhile.
+   */
+  async startAsync(): Promise<Buffer> {
+    if (this.#options.kdf !== undefined) return this.start();
+    const o = this.#options;
+    const params = o.kdfParams ?? DEFAULT_SCRYPT_PARAMS;
+    const salt = randomBytes(SALT_BYTES);
+    const keys = await scryptAsync(o.passphrase, salt, params);
+    return this.#begin(salt, keys);
+  }
+
+  /**
+   * Records given as columns (see BundleColumns): the export's path, byte for byte the same
+   * records as `add` would write.
+   */
+  addColumns(c: BundleColumns): Buffer[] {
+    if (this.#key === undefined || this.#finished) throw new Error('BundleEncoder.add outside start()..finish()');
+    if (!Number.isSafeInteger(c.count) || c.count < 0 || c.pps.length < c.count * PPS_LENGTH) {
+      throw inputInvalid('columns: the count does not match the PPS bytes');
+    }
+    if (this.#added + c.count > this.#options.recordCount) {
+      throw inputInvalid(`more records than the ${this.#options.recordCount} declared in the header`);
+    }
+    const state = STATE_CODES[c.state] as number | undefined;
+    if (state === undefined) throw inputInvalid(`record ${this.#added + 1}: state must be available or exported`);
+    const out: Buffer[] = [];
+    const s = this.#scratch;
+    s[PID_LENGTH + PPS_LENGTH] = state;
+    let lastBatch: string | undefined;
+    let batchLength = 0;
+    try {
+      for (let i = 0; i < c.count; i++) {
+        const n = this.#added + 1;
+        const pid = c.pids[i] ?? '';
+        if (canonicalPid(pid) === undefined || !isCanonicalPpsAt(c.pps, i * PPS_LENGTH)) {
+          throw inputInvalid(`record ${n}: the PID or PPS is not a valid value in canonical form`);
+        }
+        const created = c.createdAt[i] as number;
+        if (!Number.isSafeInteger(created) || created < 0) throw inputInvalid(`record ${n}: invalid creation time`);
+        const batch = c.batches[i] ?? '';
+        // Consecutive rows nearly always share a batch: encode it once per run.
+        if (batch !== lastBatch) {
+          batchLength = Buffer.byteLength(batch, 'utf8');
+          if (batchLength > MAX_BATCH_BYTES) throw inputInvalid(`record ${n}: the batch name is longer than 255 bytes`);
+          s[RECORD_FIXED_BYTES - 1] = batchLength;
+          s.write(batch, RECORD_FIXED_BYTES, 'utf8');
+          lastBatch = batch;
+        }
+        s.write(pid, 0, 'latin1');
+        c.pps.copy(s, PID_LENGTH, i * PPS_LENGTH, (i + 1) * PPS_LENGTH);
+        writeU64(s, created, PID_LENGTH + PPS_LENGTH + 1);
+        this.#write(s, RECORD_FIXED_BYTES + batchLength, out);
+        this.#added = n;
+      }
+    } finally {
+      s.fill(0, PID_LENGTH, PID_LENGTH + PPS_LENGTH);
+    }
+    return out;
   }
 
   add(records: readonly BundleRecord[]): Buffer[] {

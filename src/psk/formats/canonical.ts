@@ -30,6 +30,25 @@ export function canonicalPps(s: string): Pps | undefined {
   return s as Pps;
 }
 
+/** checks() over bytes: the same rule for a PPS held in a buffer (never turned into a string). */
+function checksBytes(b: Buffer, from: number, to: number): boolean {
+  let sum = 0;
+  for (let i = from; i < to; i++) {
+    const c = b[i] as number;
+    if (!isSymbol(c)) return false;
+    sum += c;
+  }
+  const check = b[to] as number;
+  return isSymbol(check) && ALPHABET.charCodeAt(sum % 36) === check;
+}
+
+/** Whether `b[at .. at + 32)` is a PPS in canonical form (ASCII), as canonicalPps would accept it. */
+export function isCanonicalPpsAt(b: Buffer, at: number): boolean {
+  if (at < 0 || at + PPS_LENGTH > b.length) return false;
+  for (let g = at; g < at + PPS_LENGTH; g += 4) if (!checksBytes(b, g, g + 3)) return false;
+  return true;
+}
+
 /** canonicalPid, else parsePid (which accepts other spellings or throws SCS_PID_INVALID). */
 export function readPid(s: string): Pid {
   return canonicalPid(s) ?? parsePid(s);

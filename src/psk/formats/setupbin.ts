@@ -7,6 +7,7 @@ import { ScsError } from '../../errors.ts';
 import { Secret } from '../../secret.ts';
 import { parsePid, PID_LENGTH, type Pid } from '../pid.ts';
 import { parsePps, PPS_DISPLAY_LENGTH, PPS_LENGTH, type Pps } from '../pps.ts';
+import { canonicalPid, canonicalPps } from './canonical.ts';
 import type { PskPair } from './pair.ts';
 
 export type SetupBinVersion = 1 | 2 | 3 | 4;
@@ -137,35 +138,65 @@ interface PlannedRecord {
   readonly port: number | undefined;
 }
 
+/**
+ * Values shared by every record (the file-wide passwords, domain, server address) are checked
+ * once per file, not once per record: 20,000 records repeat them 20,000 times.
+ */
+interface PlanMemo {
+  /** Current/new password pairs already checked, by the Secret objects that hold them. */
+  readonly passwords: WeakMap<object, WeakSet<object>>;
+  readonly domainNames: Set<string>;
+  readonly addresses: Map<string, number[] | undefined>;
+}
+
+function newPlanMemo(): PlanMemo {
+  return { passwords: new WeakMap(), domainNames: new Set(), addresses: new Map() };
+}
+
+const NO_NEW_PASSWORD = {};
+
 function plan(
   input: SetupBinRecordInput,
   options: SetupBinEncodeOptions,
   version: SetupBinVersion,
   n: number,
+  memo: PlanMemo = newPlanMemo(),
 ): PlannedRecord {
   const at = `record ${n}`;
   const pps = input.pps.reveal();
   if (input.pid.length !== PID_LENGTH) throw inputInvalid(`${at}: the PID is not in canonical form`);
   if (pps.length !== PPS_LENGTH) throw inputInvalid(`${at}: the PPS is not in canonical form`);
-  try {
-    parsePid(input.pid);
-    parsePps(pps);
-  } catch (e) {
-    throw inputInvalid(`${at}: ${e instanceof ScsError ? e.message : 'invalid PID or PPS'}`);
+  if (canonicalPid(input.pid) === undefined || canonicalPps(pps) === undefined) {
+    try {
+      parsePid(input.pid);
+      parsePps(pps);
+    } catch (e) {
+      throw inputInvalid(`${at}: ${e instanceof ScsError ? e.message : 'invalid PID or PPS'}`);
+    }
   }
-  const current = (input.currentMebxPassword ?? options.currentMebxPassword)?.reveal();
-  const next = (input.newMebxPassword ?? options.newMebxPassword)?.reveal();
+  const currentSecret = input.currentMebxPassword ?? options.currentMebxPassword;
+  const nextSecret = input.newMebxPassword ?? options.newMebxPassword;
+  const current = currentSecret?.reveal();
+  const next = nextSecret?.reveal();
   if (current === undefined) throw inputInvalid(`${at}: a current MEBx password is required (factory default "admin")`);
-  if (current.length === 0 || current.length > MAX_PASSWORD || !isPrintableAscii(current)) {
-    throw inputInvalid(`${at}: the current MEBx password must be 1-32 printable ASCII characters`);
-  }
-  if (next === undefined && current === 'admin') {
-    throw inputInvalid(`${at}: the current MEBx password is the factory default, so a new MEBx password is required`);
-  }
-  if (next !== undefined && (next.length > MAX_PASSWORD || !isPrintableAscii(next) || !isStrongPassword(next))) {
-    throw inputInvalid(
-      `${at}: the new MEBx password must be 8-32 printable ASCII characters with upper and lower case, a digit and a symbol`,
-    );
+  const checked = currentSecret === undefined ? undefined : memo.passwords.get(currentSecret);
+  if (checked?.has(nextSecret ?? NO_NEW_PASSWORD) !== true) {
+    if (current.length === 0 || current.length > MAX_PASSWORD || !isPrintableAscii(current)) {
+      throw inputInvalid(`${at}: the current MEBx password must be 1-32 printable ASCII characters`);
+    }
+    if (next === undefined && current === 'admin') {
+      throw inputInvalid(`${at}: the current MEBx password is the factory default, so a new MEBx password is required`);
+    }
+    if (next !== undefined && (next.length > MAX_PASSWORD || !isPrintableAscii(next) || !isStrongPassword(next))) {
+      throw inputInvalid(
+        `${at}: the new MEBx password must be 8-32 printable ASCII characters with upper and lower case, a digit and a symbol`,
+      );
+    }
+    if (currentSecret !== undefined) {
+      const set = checked ?? new WeakSet<object>();
+      set.add(nextSecret ?? NO_NEW_PASSWORD);
+      memo.passwords.set(currentSecret, set);
+    }
   }
   const hostName = input.hostName ?? options.hostName;
   const domainName = input.domainName ?? options.domainName;
@@ -184,11 +215,17 @@ function plan(
   }
   if (
     domainName !== undefined &&
+    !memo.domainNames.has(domainName) &&
     (domainName.length > MAX_DOMAIN_NAME || !/^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(domainName))
   ) {
     throw inputInvalid(`${at}: the domain name must be 1-255 letters, digits, dots and hyphens`);
   }
-  const address = addressText === undefined ? undefined : ipv4Bytes(addressText);
+  if (domainName !== undefined) memo.domainNames.add(domainName);
+  let address: number[] | undefined;
+  if (addressText !== undefined) {
+    address = memo.addresses.has(addressText) ? memo.addresses.get(addressText) : ipv4Bytes(addressText);
+    memo.addresses.set(addressText, address);
+  }
   if (addressText !== undefined && address === undefined) {
     throw inputInvalid(`${at}: the provisioning server address must be an IPv4 dotted quad`);
   }
@@ -226,6 +263,26 @@ function plan(
   return planned;
 }
 
+/** Where the next entry of a record goes. */
+interface Cursor {
+  readonly out: Buffer;
+  at: number;
+}
+
+/** Writes an entry header at the cursor and returns the offset of its value. */
+function writeEntryHeader(c: Cursor, module: number, variable: number, length: number): number {
+  c.out.writeUInt16LE(module, c.at);
+  c.out.writeUInt16LE(variable, c.at + 2);
+  c.out.writeUInt16LE(length, c.at + 4);
+  const value = c.at + ENTRY_HEADER_BYTES;
+  c.at = value + pad4(length);
+  return value;
+}
+
+function writeText(c: Cursor, module: number, variable: number, value: string): void {
+  c.out.write(value, writeEntryHeader(c, module, variable, value.length), 'latin1');
+}
+
 /**
  * Builds a whole setup.bin in one allocation: a 512-byte header chunk, then one 512-byte chunk per
  * record (20,000 records = 10,240,512 bytes). Entries are in module/variable order, which puts the
@@ -241,7 +298,8 @@ export function encodeSetupBin(records: readonly SetupBinRecordInput[], options:
   if (doNotConsume && records.length > 1) {
     throw inputInvalid('a "do not consume" file only ever hands out record 1; write a single record');
   }
-  const planned = records.map((r, i) => plan(r, options, version, i + 1));
+  const memo = newPlanMemo();
+  const planned = records.map((r, i) => plan(r, options, version, i + 1, memo));
 
   const out = Buffer.alloc(SETUPBIN_CHUNK_BYTES * (records.length + 1));
   // File header (protocol.md §2a table). Every record carries module 1 (password) and module 2 (PID).
@@ -267,33 +325,28 @@ export function encodeSetupBin(records: readonly SetupBinRecordInput[], options:
     out.writeUInt16LE(1, base + 16);
     out.writeUInt16LE(SETUPBIN_RECORD_HEADER_BYTES, base + 18);
     out.writeUInt32LE(i + 1, base + 20);
-    let at = base + SETUPBIN_RECORD_HEADER_BYTES;
-    const entry = (module: number, variable: number, length: number): number => {
-      out.writeUInt16LE(module, at);
-      out.writeUInt16LE(variable, at + 2);
-      out.writeUInt16LE(length, at + 4);
-      const value = at + ENTRY_HEADER_BYTES;
-      at = value + pad4(length);
-      return value;
-    };
-    const text = (module: number, variable: number, value: string): void => {
-      out.write(value, entry(module, variable, value.length), 'latin1');
-    };
-    text(SetupBinModule.MeKernel, SetupBinVariable.CurrentMebxPassword, rec.current);
-    if (rec.next !== undefined) text(SetupBinModule.MeKernel, SetupBinVariable.NewMebxPassword, rec.next);
-    if (rec.enableAmt) out[entry(SetupBinModule.MeKernel, SetupBinVariable.ManageabilityFeatureSelection, 1)] = 1;
-    text(SetupBinModule.IntelAmtCm, SetupBinVariable.Pid, rec.pid);
-    text(SetupBinModule.IntelAmtCm, SetupBinVariable.Pps, rec.pps);
-    if (rec.hostName !== undefined) text(SetupBinModule.IntelAmtCm, SetupBinVariable.HostName, rec.hostName);
-    if (rec.domainName !== undefined) text(SetupBinModule.IntelAmtCm, SetupBinVariable.DomainName, rec.domainName);
+    const cursor: Cursor = { out, at: base + SETUPBIN_RECORD_HEADER_BYTES };
+    writeText(cursor, SetupBinModule.MeKernel, SetupBinVariable.CurrentMebxPassword, rec.current);
+    if (rec.next !== undefined) writeText(cursor, SetupBinModule.MeKernel, SetupBinVariable.NewMebxPassword, rec.next);
+    if (rec.enableAmt)
+      out[writeEntryHeader(cursor, SetupBinModule.MeKernel, SetupBinVariable.ManageabilityFeatureSelection, 1)] = 1;
+    writeText(cursor, SetupBinModule.IntelAmtCm, SetupBinVariable.Pid, rec.pid);
+    writeText(cursor, SetupBinModule.IntelAmtCm, SetupBinVariable.Pps, rec.pps);
+    if (rec.hostName !== undefined)
+      writeText(cursor, SetupBinModule.IntelAmtCm, SetupBinVariable.HostName, rec.hostName);
+    if (rec.domainName !== undefined)
+      writeText(cursor, SetupBinModule.IntelAmtCm, SetupBinVariable.DomainName, rec.domainName);
     if (rec.address !== undefined) {
       // The MEBx prints the address as value[3].value[2].value[1].value[0] (MebxUsbProvision.c,
       // ConvertIpBinaryToString): the 32-bit address little-endian, i.e. network order reversed.
-      const v = entry(SetupBinModule.IntelAmtCm, SetupBinVariable.ProvisioningServerAddress, 4);
+      const v = writeEntryHeader(cursor, SetupBinModule.IntelAmtCm, SetupBinVariable.ProvisioningServerAddress, 4);
       rec.address.forEach((octet, k) => (out[v + 3 - k] = octet));
     }
     if (rec.port !== undefined) {
-      out.writeUInt16LE(rec.port, entry(SetupBinModule.IntelAmtCm, SetupBinVariable.ProvisioningServerPort, 2));
+      out.writeUInt16LE(
+        rec.port,
+        writeEntryHeader(cursor, SetupBinModule.IntelAmtCm, SetupBinVariable.ProvisioningServerPort, 2),
+      );
     }
     // The zero module/variable that ends the entries is the zero fill of the chunk.
     if (scramble) {

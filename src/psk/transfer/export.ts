@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ScsError } from '../../errors.ts';
-import type { Secret } from '../../secret.ts';
+import { Secret } from '../../secret.ts';
 import type { PskState } from '../../store/lifecycle.ts';
-import type { PskWithPps, Store } from '../../store/store.ts';
+import type { PskPage, Store } from '../../store/store.ts';
 import type { ExportFormat } from '../../store/transfers/transfers.ts';
-import { BundleEncoder, type BundleKdf, type BundleRecord, type ScryptParams } from '../formats/bundle.ts';
+import { BundleEncoder, type BundleKdf, type ScryptParams } from '../formats/bundle.ts';
 import { encodeCsvHeader, encodeCsvRows } from '../formats/csv.ts';
 import {
   DEFAULT_SETUPBIN_VERSION,
@@ -13,7 +13,9 @@ import {
   type SetupBinRecordInput,
   type SetupBinVersion,
 } from '../formats/setupbin.ts';
+import type { PskPair } from '../formats/pair.ts';
 import type { Pid } from '../pid.ts';
+import { PPS_LENGTH, type Pps } from '../pps.ts';
 import { AtomicFile, fileExists, publishFile } from './atomic-file.ts';
 import { checkNewPassphrase } from './passphrase.ts';
 import { writeTo, type ExportSink } from './sink.ts';
@@ -21,8 +23,6 @@ import { writeTo, type ExportSink } from './sink.ts';
 export type { ExportFormat } from '../../store/transfers/transfers.ts';
 export type { ExportSink } from './sink.ts';
 
-/** Rows per read, encode and state-change round (iterateWithPps reads at most 1000 at a time). */
-const GROUP = 1000;
 /**
  * **(choice)** A setup.bin is built in memory (the codec writes it in one allocation): 100,000
  * records make a 51 MB file, far beyond a USB key's practical use (one record per machine).
@@ -199,6 +199,11 @@ export async function recoverPendingExports(store: Store): Promise<RecoveredExpo
   return out;
 }
 
+/** PPS i of a page's packed plaintexts. */
+function ppsAt(pps: Buffer, i: number): Pps {
+  return pps.toString('latin1', i * PPS_LENGTH, (i + 1) * PPS_LENGTH) as Pps;
+}
+
 function argument(message: string): ScsError {
   return new ScsError('SCS_ARGUMENT_INVALID', message);
 }
@@ -281,81 +286,77 @@ async function runExport(store: Store, options: ExportOptions, target: Target): 
             ...(bundleSettings.chunkSize === undefined ? {} : { chunkSize: bundleSettings.chunkSize }),
           })
         : undefined;
-    if (encoder !== undefined) await emit(encoder.start());
+    if (encoder !== undefined) await emit(await encoder.startAsync());
     if (format === 'csv') await emit(encodeCsvHeader());
 
     const setupRecords: SetupBinRecordInput[] = [];
     const setupSettings = options.setupBin;
     let done = 0;
     let stateChanged = 0;
-    let group: PskWithPps[] = [];
 
-    const flush = async (): Promise<void> => {
-      if (group.length === 0) return;
-      options.signal?.throwIfAborted();
+    const take = async (page: PskPage): Promise<void> => {
+      const pps = page.pps.reveal();
       if (format === 'csv') {
-        await emit(encodeCsvRows(group));
+        const pairs: PskPair[] = new Array<PskPair>(page.count);
+        for (let i = 0; i < page.count; i++) {
+          pairs[i] = { pid: page.pids[i] as Pid, pps: new Secret(ppsAt(pps, i)) };
+        }
+        await emit(encodeCsvRows(pairs));
       } else if (encoder !== undefined) {
-        const records: BundleRecord[] = group.map((r) => ({
-          pid: r.pid,
-          pps: r.pps,
-          batch: r.batch,
+        const chunks = encoder.addColumns({
+          count: page.count,
+          pids: page.pids,
+          pps,
           // Only available/exported rows are read (sourceStates).
-          state: r.state === 'exported' ? 'exported' : 'available',
-          createdAt: r.createdAt,
-        }));
-        for (const c of encoder.add(records)) await emit(c);
+          state: page.state === 'exported' ? 'exported' : 'available',
+          createdAt: page.createdAt,
+          batches: page.batches,
+        });
+        for (const c of chunks) await emit(c);
       } else if (setupSettings !== undefined) {
-        for (const r of group) {
+        for (let i = 0; i < page.count; i++) {
           const n = setupRecords.length + 1;
+          const pid = page.pids[i] as Pid;
           setupRecords.push({
-            pid: r.pid,
-            pps: r.pps,
+            pid,
+            pps: new Secret(ppsAt(pps, i)),
             ...(setupSettings.hostNamePattern === undefined
               ? {}
-              : { hostName: expandHostName(setupSettings.hostNamePattern, n, r.pid) }),
+              : { hostName: expandHostName(setupSettings.hostNamePattern, n, pid) }),
           });
         }
       }
-      // The state changes join this transaction: they commit with the file, or not at all.
-      // A bundle copy changes nothing here; a move takes every row; csv/setup-bin mark what was available.
-      const toChange = format === 'bundle' ? (move ? group : []) : group.filter((r) => r.state === 'available');
-      if (toChange.length > 0) {
-        await tx.psks.transition({
-          pids: toChange.map((r) => r.pid),
-          from: move ? ['available', 'exported'] : ['available'],
-          to: move ? 'transferred' : 'exported',
-          actor: options.actor,
-          reason: `${format} export ${exportId}`,
-        });
-        stateChanged += toChange.length;
-      }
-      done += group.length;
-      group = [];
-      options.onProgress?.(done, total);
     };
 
     // One state at a time: SQLite serves `state = ? AND id > ? ORDER BY id` straight from the
     // (state, rowid) index, whereas `state IN (a, b)` sorts every remaining row for each page of
     // 1,000 (quadratic over a million). A bundle thus carries its available PSKs first.
+    // The state changes are made page by page by the store in this transaction (one UPDATE per
+    // page): they commit with the file, or not at all. A bundle copy changes nothing; a move
+    // takes every row; csv/setup-bin mark what was available.
     let remaining = total;
     for (const state of states) {
       if (remaining === 0) break;
-      const filter = {
-        state,
-        limit: remaining,
-        ...(options.batch === undefined ? {} : { batch: options.batch }),
-      };
-      for await (const row of tx.psks.iterateWithPps(filter, {
-        actor: options.actor,
-        purpose: `export ${format} ${exportId}`,
-      })) {
-        group.push(row);
-        remaining--;
-        if (group.length >= GROUP) await flush();
+      const to: PskState | undefined =
+        format === 'bundle' ? (move ? 'transferred' : undefined) : state === 'available' ? 'exported' : undefined;
+      const pages = tx.psks.pages(
+        {
+          state,
+          limit: remaining,
+          ...(options.batch === undefined ? {} : { batch: options.batch }),
+          ...(to === undefined ? {} : { to, reason: `${format} export ${exportId}` }),
+        },
+        { actor: options.actor, purpose: `export ${format} ${exportId}` },
+      );
+      for await (const page of pages) {
+        options.signal?.throwIfAborted();
+        await take(page);
+        if (to !== undefined) stateChanged += page.count;
+        remaining -= page.count;
+        done += page.count;
+        options.onProgress?.(done, total);
       }
     }
-    await flush();
     if (done !== total) {
       throw new ScsError('SCS_STORE_FAILED', `export read ${done} PSKs where ${total} were counted`);
     }

@@ -21,7 +21,9 @@ import type {
   InsertResult,
   IterateOptions,
   NewPsk,
+  PageOptions,
   PskFilter,
+  PskPage,
   PskRepository,
   PskRow,
   PskTransition,
@@ -30,6 +32,7 @@ import type {
   RevealContext,
   Store,
 } from '../store.ts';
+import { psksPages } from './psk-pages.ts';
 import type { AuditLogTable, PsksTable, StoreDb } from './schema.ts';
 import { sqlProvisioning } from '../provisioning/sql-provisioning.ts';
 import { SqlTokens } from '../tokens/sql-tokens.ts';
@@ -447,6 +450,10 @@ class SqlPsks implements PskRepository {
       afterId = Number(last.id);
       remaining -= page.length;
     }
+  }
+
+  pages(options: PageOptions, context: RevealContext): AsyncIterable<PskPage> {
+    return psksPages(this.#ctx, options, context);
   }
 
   async transition(change: PskTransition): Promise<void> {
