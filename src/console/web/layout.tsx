@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { StreamState } from './events.ts';
 import { AuditPage } from './pages/audit.tsx';
 import { Dashboard } from './pages/dashboard.tsx';
@@ -37,9 +37,13 @@ export function Layout({ onSignOut }: { readonly onSignOut: () => void }) {
   }, [stream]);
   const items = NAV.filter((i) => can(i.needs));
   const current = items.find((i) => i.page === route.page) ?? items[0];
+  const first = useRef(true);
   useEffect(() => {
     document.title = `${current?.title ?? 'Console'} · amt-scs`;
-  }, [current]);
+    // After navigating, keyboard and screen-reader users start at the new page's content.
+    if (first.current) first.current = false;
+    else document.getElementById('main')?.focus();
+  }, [current, route.arg]);
   return (
     <>
       <a class="skip" href="#main">

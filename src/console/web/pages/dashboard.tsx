@@ -141,7 +141,7 @@ export function Dashboard() {
                     data-state={j.state === 'succeeded' ? 'provisioned' : j.state}
                   >
                     <td>
-                      <a href={href('devices', j.deviceUuid)} class="mono" title={j.deviceUuid}>
+                      <a href={href('devices', j.deviceUuid)} class="mono nowrap" title={j.deviceUuid}>
                         {shortUuid(j.deviceUuid)}
                       </a>
                     </td>
@@ -149,7 +149,7 @@ export function Dashboard() {
                       <StateBadge state={j.state === 'succeeded' ? 'provisioned' : j.state} />
                     </td>
                     <td>
-                      {j.step ?? '—'}
+                      {j.state === 'succeeded' ? 'done' : (j.step ?? '—')}
                       {j.attempts > 1 ? <span class="muted"> (try {j.attempts})</span> : null}
                       {j.errorCode === null ? null : <div class="reason">{j.errorCode}</div>}
                     </td>

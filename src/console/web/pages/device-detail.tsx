@@ -161,8 +161,7 @@ function AdminPassword({
   const [password, setPassword] = useState<string | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   if (!escrowed) return <p class="muted small">The server holds no admin password for this device.</p>;
-  if (!canReveal)
-    return <p class="muted small">Admin user {user ?? '—'}; revealing the password needs the reveal grant.</p>;
+  if (!canReveal) return <p class="muted small">Admin user {user ?? '—'}; this token may not reveal the password.</p>;
   const reveal = async (): Promise<void> => {
     try {
       const r = await client.json<{ password: string }>(

@@ -34,7 +34,7 @@ export function ThroughputChart({
   const summary = `${n(total)} provisioned and ${n(failed)} failed in the last ${Math.round((buckets.length * bucketSeconds) / 60)} minutes`;
   return (
     <figure class="chart">
-      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label={summary} preserveAspectRatio="none">
+      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label={summary}>
         {[0, 0.5, 1].map((f) => (
           <g key={f}>
             <line class="grid" x1={pad.left} x2={width - pad.right} y1={y(max * f)} y2={y(max * f)} />
