@@ -16,6 +16,8 @@ export interface Config {
   readonly helloHost: string;
   readonly helloPort: number;
   readonly helloMaxConnections: number;
+  /** Connections the kernel may queue on the hello port before the server accepts them. */
+  readonly helloBacklog: number;
   readonly helloTimeoutMs: number;
   /** Hello admission (src/hello/rate-limit.ts, docs/security.md "Hello abuse"). */
   readonly helloRateAddressBurst: number;
@@ -155,6 +157,18 @@ export const SETTINGS: readonly Setting[] = [
     max: 1_000_000,
     help: 'open hello connections at most',
     default: () => 20_000,
+  },
+  {
+    // Node's own default is 511: at 10,000 hellos a minute that is 3 s of a busy (or starved)
+    // event loop before SYNs are dropped and devices wait for their next scheduled hello.
+    key: 'helloBacklog',
+    flag: '--hello-backlog',
+    env: 'SCS_HELLO_BACKLOG',
+    kind: 'int',
+    min: 1,
+    max: 1_000_000,
+    help: 'hello connections the kernel queues until accepted (capped by net.core.somaxconn)',
+    default: () => 4096,
   },
   {
     key: 'helloTimeoutMs',

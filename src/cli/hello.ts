@@ -82,6 +82,7 @@ export function registerHelloCommands(program: Command, io: Io): void {
         host: config.helloHost,
         port: config.helloPort,
         maxConnections: config.helloMaxConnections,
+        backlog: config.helloBacklog,
         timeoutMs: config.helloTimeoutMs,
         onHello: (h, remoteAddress) => {
           io.out(JSON.stringify({ remoteAddress, ...helloJson(h) }));

@@ -22,6 +22,12 @@ export interface HelloListenerOptions {
   readonly maxConnections: number;
   /** Time one connection may stay open (config helloTimeoutMs). */
   readonly timeoutMs: number;
+  /**
+   * Completed connections the kernel queues until they are accepted (config helloBacklog;
+   * default 4096). Linux caps it at net.core.somaxconn. When the queue is full the kernel drops
+   * SYNs and the device's hello is lost until its next scheduled one.
+   */
+  readonly backlog?: number;
   /** Called once per well-formed hello. A throw or rejection is counted and logged, never fatal. */
   readonly onHello: (hello: Hello, remoteAddress: string) => void | Promise<void>;
   readonly onMalformed?: (malformed: MalformedHello, remoteAddress: string) => void;
@@ -53,6 +59,9 @@ export interface HelloListener {
   close(): Promise<void>;
   counters(): HelloCounters;
 }
+
+/** Node's own listen backlog is 511, too short for a fleet saying hello within a minute. */
+export const DEFAULT_HELLO_BACKLOG = 4096;
 
 export function createHelloListener(options: HelloListenerOptions): HelloListener {
   const { log } = options;
@@ -171,7 +180,7 @@ export function createHelloListener(options: HelloListenerOptions): HelloListene
           );
         };
         server.once('error', onError);
-        server.listen(options.port, options.host, () => {
+        server.listen(options.port, options.host, options.backlog ?? DEFAULT_HELLO_BACKLOG, () => {
           server.off('error', onError);
           server.on('error', (error) => log?.error({ err: error }, 'hello listener error'));
           resolve(server.address() as AddressInfo);
