@@ -26,6 +26,7 @@ import type { GroupCommit } from './group-commit.ts';
 import type { ProfileCache } from './profile-cache.ts';
 import { finishFailed, finishSucceeded } from './outcome.ts';
 import { plan, type StepName } from './plan.ts';
+import { StepProgress, writeStepEntries } from './progress.ts';
 import { isRetryable, withRetries } from './retry.ts';
 import { STEPS } from './steps/index.ts';
 import { servedCertificate, verifyDevice, type VerifyResult } from './steps/verify.ts';
@@ -93,8 +94,11 @@ export async function runJob(deps: JobRunDeps, queued: JobRow, signal: AbortSign
   const resumed = queued.attempts > 0;
   const log = deps.log.child({ job: queued.id, uuid: queued.deviceUuid });
   let data: JobData = queued.data.commitSent === true ? queued.data : carried(queued.data);
-  let job = await deps.group.run((tx) =>
-    tx.jobs.update(
+  // The PPS is read out (audited psk.reveal) in the same write that starts the job: one trip
+  // through the group commit instead of two. If that read fails, Context.build tries again
+  // inside the job, where a failure fails the job instead of leaving it unstarted.
+  const started = await deps.group.run(async (tx) => {
+    const row = await tx.jobs.update(
       queued.id,
       {
         state: 'running',
@@ -107,18 +111,22 @@ export async function runJob(deps: JobRunDeps, queued: JobRow, signal: AbortSign
         detail: { attempt: queued.attempts + 1, resumed, commitSent: data.commitSent === true },
       },
       { actor },
-    ),
-  );
+    );
+    const pps = await tx.psks.reveal(queued.pid, { actor, purpose: 'provision' }).catch(() => undefined);
+    return { row, pps };
+  });
+  let job = started.row;
   metrics?.jobsStarted.inc();
   log.info({ address: job.address, pid: job.pid, attempt: job.attempts, resumed }, 'provisioning job started');
   let ctx: Context | undefined;
   try {
-    ctx = await Context.build(deps, job, log, signal);
+    ctx = await Context.build(deps, job, log, signal, started.pps);
     const verified = await drive(deps, ctx);
     data = ctx.data;
     const finishing = job;
     const finalData = ctx.data;
-    job = await deps.group.run((tx) => finishSucceeded(tx, finishing, finalData, verified, actor));
+    const progress = ctx.progress.snapshot();
+    job = await deps.group.run((tx) => finishSucceeded(tx, finishing, finalData, verified, actor, progress));
     metrics?.jobsSucceeded.inc();
     log.info(
       { hostName: ctx.data.hostName, amtVersion: ctx.data.amtVersion, newPid: ctx.data.newPid ?? null },
@@ -135,7 +143,8 @@ export async function runJob(deps: JobRunDeps, queued: JobRow, signal: AbortSign
     log.warn({ code: failure.code, step: ctx?.currentStep, err: error }, 'provisioning job failed');
     const failing = job;
     const failedData = data;
-    job = await deps.group.run((tx) => finishFailed(tx, failing, failedData, failure, actor));
+    const progress = ctx?.progress.snapshot() ?? { steps: [], lastStep: undefined };
+    job = await deps.group.run((tx) => finishFailed(tx, failing, failedData, failure, actor, progress));
     metrics?.jobsFailed.inc({ code: failure.code });
     return { state: 'failed', job, code: failure.code };
   } finally {
@@ -224,7 +233,8 @@ async function runStep(deps: JobRunDeps, ctx: Context, name: Exclude<StepName, '
   }
   const ms = Math.round(performance.now() - started);
   deps.metrics?.stepDuration.observe({ step: name, outcome: 'ok' }, ms / 1000);
-  await ctx.persist({}, { action: 'job.step', detail: { step: name, ms } }, name);
+  // Written (job.step entry and step column) with the job's next write: progress.ts.
+  ctx.progress.done(name, ms);
   deps.onStep?.(ctx.job, name);
 }
 
@@ -253,6 +263,8 @@ class Context implements JobContext {
   credentials: Credentials | undefined;
   readonly escrowed = new Map<number, Secret<string>>();
   currentStep: StepName | undefined;
+  /** Steps done and not yet written: they go with the next write. */
+  readonly progress = new StepProgress();
   readonly #deps: JobRunDeps;
   #client: AmtClient | undefined;
 
@@ -329,10 +341,16 @@ class Context implements JobContext {
     };
   }
 
-  static async build(deps: JobRunDeps, job: JobRow, log: Logger, signal: AbortSignal): Promise<Context> {
+  static async build(
+    deps: JobRunDeps,
+    job: JobRow,
+    log: Logger,
+    signal: AbortSignal,
+    revealed: Secret<Pps> | undefined,
+  ): Promise<Context> {
     const { store, actor } = deps;
     const { row: profile, secrets: profileSecrets } = await deps.profiles.get(job.profile);
-    const pps = await deps.group.run((tx) => tx.psks.reveal(job.pid, { actor, purpose: 'provision' }));
+    const pps = revealed ?? (await deps.group.run((tx) => tx.psks.reveal(job.pid, { actor, purpose: 'provision' })));
     const device = await store.devices.get(job.deviceUuid);
     const candidates = await credentialCandidates(store, job, device, profileSecrets);
     return new Context(deps, job, log, signal, { profile: profile.settings, profileSecrets, pps, candidates });
@@ -378,13 +396,17 @@ class Context implements JobContext {
     fn: (tx: Store) => Promise<{ readonly value: T; readonly patch: Partial<JobData> }>,
   ): Promise<T> {
     let next: JobData = this.data;
+    const progress = this.progress.snapshot();
     const value = await this.write(async (tx) => {
+      await writeStepEntries(tx, this.job, progress, this.actor);
       const r = await fn(tx);
       next = { ...this.data, ...r.patch };
       const lease = { owner: this.#deps.nodeId, until: new Date(Date.now() + this.#deps.leaseMs) };
-      await tx.jobs.update(this.job.id, { data: next, lease }, undefined, { actor: this.actor });
+      const change = { data: next, lease, ...(progress.lastStep === undefined ? {} : { step: progress.lastStep }) };
+      await tx.jobs.update(this.job.id, change, undefined, { actor: this.actor });
       return r.value;
     });
+    this.progress.written(progress);
     this.data = next;
     return value;
   }
@@ -393,14 +415,19 @@ class Context implements JobContext {
     this.data = { ...this.data, ...patch };
   }
 
-  async persist(patch: Partial<JobData>, audit?: JobAudit, step?: StepName): Promise<void> {
+  async persist(patch: Partial<JobData>, audit?: JobAudit): Promise<void> {
     this.data = { ...this.data, ...patch };
+    const progress = this.progress.snapshot();
     const change = {
       data: this.data,
-      ...(step === undefined ? {} : { step }),
+      ...(progress.lastStep === undefined ? {} : { step: progress.lastStep }),
       lease: { owner: this.#deps.nodeId, until: new Date(Date.now() + this.#deps.leaseMs) },
     };
-    await this.write((tx) => tx.jobs.update(this.job.id, change, audit, { actor: this.actor }));
+    await this.write(async (tx) => {
+      await writeStepEntries(tx, this.job, progress, this.actor);
+      return tx.jobs.update(this.job.id, change, audit, { actor: this.actor });
+    });
+    this.progress.written(progress);
   }
 
   /** A new attempt from step 1 (same job, same PSKs). */

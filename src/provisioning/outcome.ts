@@ -2,6 +2,7 @@ import type { Pid } from '../psk/pid.ts';
 import type { JobData, JobRow } from '../store/provisioning/types.ts';
 import type { Store } from '../store/store.ts';
 import type { Credentials } from './context.ts';
+import { writeStepEntries, type ProgressSnapshot } from './progress.ts';
 
 /**
  * How a job ends, each in one transaction (docs/provisioning.md, "Finishing"):
@@ -20,16 +21,25 @@ export interface Verified {
   readonly credentials: Credentials;
 }
 
+/** The steps done since the job's last write: audited and noted on the job first (progress.ts). */
+async function writeProgress(tx: Store, job: JobRow, progress: ProgressSnapshot, actor: string): Promise<void> {
+  if (progress.steps.length === 0) return;
+  await writeStepEntries(tx, job, progress, actor);
+  if (progress.lastStep !== undefined) await tx.jobs.update(job.id, { step: progress.lastStep }, undefined, { actor });
+}
+
 export async function finishSucceeded(
   store: Store,
   job: JobRow,
   data: JobData,
   verified: Verified,
   actor: string,
+  progress: ProgressSnapshot,
 ): Promise<JobRow> {
   const uuid = job.deviceUuid;
   const newPid = (data.newPid as Pid | undefined) ?? null;
   return store.transaction(async (tx) => {
+    await writeProgress(tx, job, progress, actor);
     const hello = await tx.psks.get(job.pid);
     if (hello?.state === 'in_use') {
       await tx.psks.transition({
@@ -94,9 +104,11 @@ export async function finishFailed(
   data: JobData,
   failure: { readonly code: string; readonly message: string },
   actor: string,
+  progress: ProgressSnapshot,
 ): Promise<JobRow> {
   const uuid = job.deviceUuid;
   return store.transaction(async (tx) => {
+    await writeProgress(tx, job, progress, actor);
     if (data.commitSent === true) {
       const row = await tx.jobs.finish(job.id, { state: 'failed', ...failure, data }, { actor });
       await tx.devices.markState(uuid, 'unverified', { jobId: job.id, code: failure.code }, { actor });
