@@ -56,7 +56,7 @@ export function PskGenerate({ onDone }: { readonly onDone: () => void }) {
             id="gen-count"
             type="number"
             min={1}
-            max={1000000}
+            max={10000000}
             required
             value={count}
             onInput={(e) => setCount(e.currentTarget.value)}
