@@ -275,14 +275,21 @@ export class SecretBox {
   /**
    * openMany for blobs already packed as `openPacked` takes them (blobs back to back, then the
    * associated data back to back). `data` must own its ArrayBuffer (`Buffer.allocUnsafeSlow`):
-   * it is transferred to the worker for batches of 256 and more.
+   * it is transferred to the worker for batches of 256 and more, unless `inline` (a caller that
+   * knows the whole job is small: starting the worker would cost more than it saves).
    */
-  async openManyPacked(data: Buffer, blobLengths: Uint32Array, aadLengths: Uint32Array): Promise<Buffer> {
+  async openManyPacked(
+    data: Buffer,
+    blobLengths: Uint32Array,
+    aadLengths: Uint32Array,
+    options: { readonly inline?: boolean } = {},
+  ): Promise<Buffer> {
     if (blobLengths.length !== aadLengths.length) {
       throw new ScsError('SCS_STORE_FAILED', 'openManyPacked: one aad length per blob');
     }
     const ownBuffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-    if (blobLengths.length < WORKER_MIN_OPEN || !ownBuffer || this.#workerBroken || this.#closed) {
+    const small = blobLengths.length < WORKER_MIN_OPEN || options.inline === true;
+    if (small || !ownBuffer || this.#workerBroken || this.#closed) {
       return this.openPacked(data, blobLengths, aadLengths);
     }
     // Kept to open inline if the worker fails (the transferred original is gone then).

@@ -10,6 +10,12 @@ import type { AuditEntryInput, RevealContext } from '../store.ts';
 import { appendAudit, guard, write, type SqlContext } from './sql-store.ts';
 
 const SEALED_PPS_BYTES = OVERHEAD + PPS_LENGTH;
+/**
+ * **(choice)** Reads of at most this many rows open their PPS on the main thread: starting the
+ * seal worker costs 50-400 ms of CPU (built / under tsx), opening inline ~5 µs a PPS. A 20,000-
+ * record setup.bin export used half the CPU this way (docs/psk-database.md, "Figures").
+ */
+const INLINE_OPEN_MAX = 25_000;
 /** Rows per page, and at most: one `psk.reveal` (and one `psk.state`) entry per page. */
 const PAGE_MAX = 1000;
 
@@ -177,6 +183,7 @@ async function readPage(
     data,
     new Uint32Array(count).fill(SEALED_PPS_BYTES),
     new Uint32Array(count).fill(PID_LENGTH),
+    { inline: o.limit !== undefined && o.limit <= INLINE_OPEN_MAX },
   );
   pps.catch(() => undefined); // awaited by the caller; never an unhandled rejection
   return { count, pids, batches, createdAt, lastId, full: count === take, pps };
