@@ -11,6 +11,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createDeviceCertificateIssuer, type DeviceCertificateIssuer } from './provisioning/device-certificate.ts';
 import { createHelloAdmission, type HelloAdmission } from './provisioning/hello-admission.ts';
 import { createRunner, type Runner, type RunnerOptions } from './provisioning/runner.ts';
+import { PkiProvisioner } from './pki/provisioner.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 
@@ -39,6 +40,8 @@ export interface Server {
   readonly store: Store;
   readonly ca: Ca;
   readonly runner: Runner;
+  /** Certificate-based setup: version 3 hellos go here (docs/pki.md). */
+  readonly pki: PkiProvisioner;
   readonly listener: HelloListener;
   readonly metrics: Metrics;
   /** Where the hello listener is bound (port 0 in the config: the port picked). */
@@ -82,13 +85,15 @@ export async function startServer(config: Config, options: ServerOptions): Promi
     const { ca, issuer, created: caCreated } = await ensureCa(store, actor);
     runner = createRunner({ store, ca, issuer, config, log, metrics, actor, ...options.runner });
     const r = runner;
+    const pki = new PkiProvisioner({ store, ca, issuer, config, log, actor });
     const admitter = createHelloAdmission({
       config,
       store,
       metrics,
       log,
       actor,
-      accept: (hello, remoteAddress) => r.accept(hello, remoteAddress),
+      accept: (hello, remoteAddress) =>
+        hello.version === 3 ? pki.accept(hello, remoteAddress) : r.accept(hello, remoteAddress),
     });
     admission = admitter;
     listener = createHelloListener({
@@ -122,6 +127,7 @@ export async function startServer(config: Config, options: ServerOptions): Promi
       store,
       ca,
       runner,
+      pki,
       listener,
       metrics,
       helloAddress,
@@ -134,6 +140,7 @@ export async function startServer(config: Config, options: ServerOptions): Promi
           await a?.close();
           await l.close();
           await admitter.close();
+          await pki.stop();
           await r.stop(stopOptions);
           await store.close();
         })();

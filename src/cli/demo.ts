@@ -13,6 +13,7 @@ import { startServer, type Server } from '../main.ts';
 import { generatePid, generatePps } from '../psk/generate.ts';
 import type { JobFinished } from '../provisioning/runner.ts';
 import { Secret } from '../secret.ts';
+import { runPkiDemo } from './demo-pki.ts';
 import type { Io } from './io.ts';
 
 interface DemoFlags {
@@ -21,6 +22,7 @@ interface DemoFlags {
   deadline?: string;
   keep?: boolean;
   json?: boolean;
+  mode: string;
 }
 
 export interface DeviceOutcome {
@@ -59,12 +61,12 @@ function count(text: string, flag: string, min: number, max: number): number {
   return n;
 }
 
-function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 }
 
 /** The settings the demo forces: its own data directory, loopback, free ports; the rest from flags/env. */
-function demoConfig(command: Command, dir: string, amtTlsPort: number): Config {
+export function demoConfig(command: Command, dir: string, amtTlsPort: number): Config {
   const opts = command.optsWithGlobals<Record<string, string | undefined>>();
   const flags: Partial<Record<keyof Config, string | number>> = {};
   for (const s of SETTINGS) {
@@ -100,11 +102,16 @@ export function registerDemoCommands(program: Command, io: Io): void {
     .option('--deadline <s>', 'seconds to wait for every device (default 60 + N/10)')
     .option('--keep', 'keep the temporary data directory (database, master key, server log)')
     .option('--json', 'the summary as JSON on stdout')
+    .option('--mode <mode>', 'psk (PID/PPS hellos) or pki (certificate-based setup, version 3 hellos; docs/pki.md)', 'psk')
     .action(async (flags: DemoFlags, command: Command) => {
-      const devices = count(flags.devices, '--devices', 1, 2000);
+      if (flags.mode !== 'psk' && flags.mode !== 'pki') {
+        throw new ScsError('SCS_ARGUMENT_INVALID', `--mode must be psk or pki, got "${flags.mode}"`);
+      }
+      const devices = count(flags.devices, '--devices', 1, flags.mode === 'pki' ? 500 : 2000);
       const deadlineS =
         flags.deadline === undefined ? 60 + Math.ceil(devices / 10) : count(flags.deadline, '--deadline', 1, 86_400);
-      const summary = await runDemo(command, io, {
+      const run = flags.mode === 'pki' ? runPkiDemo : runDemo;
+      const summary = await run(command, io, {
         devices,
         deadlineS,
         faults: flags.faults ?? '',
