@@ -268,7 +268,6 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
         const file = path.join(OUTPUT, 'floor-1.scsbundle');
         await download.saveAs(file);
         const bytes = readFileSync(file);
-        rmSync(file);
         const decoder = new BundleDecoder({ passphrase: new Secret(PASSPHRASE) });
         const records = [...decoder.push(bytes), ...decoder.finish()];
         // A bundle holds the batch's available and exported PSKs (docs/transfer.md).
@@ -279,7 +278,17 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
         assert.deepEqual(records.map((r) => formatPid(r.pid)).sort(), expected.sort());
         assert.ok(records.every((r) => r.batch === 'floor-1'));
         await page.getByTestId('export-result').filter({ hasText: '.scsbundle' }).waitFor();
-        await screenshot(page, '08-bundle-exported');
+
+        // The same file uploaded back: the import form asks for the passphrase and says nothing is new.
+        await page.locator('#imp-file').setInputFiles(file);
+        await page.getByLabel('Bundle passphrase').fill(PASSPHRASE);
+        await page.getByRole('button', { name: 'Import file' }).click();
+        const result = page.getByTestId('import-result');
+        await result.waitFor();
+        rmSync(file);
+        assert.match(await result.innerText(), /Nothing new|imported before/);
+        assert.match(await result.innerText(), new RegExp(`records in the file\\s+${records.length}\\b`));
+        await screenshot(page, '08-bundle-exported-and-reimported');
       },
     ),
   );
