@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerAuditCommands } from './audit.ts';
 import { registerBackupCommands } from './backup.ts';
 import { addConfigOptions } from './context.ts';
+import { registerDbCommands } from './db.ts';
 import { registerDemoCommands } from './demo.ts';
 import { registerDeviceCommands } from './device.ts';
 import { registerHelloCommands } from './hello.ts';
@@ -35,5 +36,6 @@ export function buildProgram(io: Io): Command {
   registerPkiCommands(program, io);
   registerKeyCommands(program, io);
   registerBackupCommands(program, io);
+  registerDbCommands(program, io);
   return program;
 }

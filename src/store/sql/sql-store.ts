@@ -176,6 +176,14 @@ export class SqlStore extends BoundStore {
     return write(this.#ctx, (ctx) => fn(new TxStore(ctx)));
   }
 
+  /**
+   * The Kysely instance and engine under a store this module opened, for whole-database tools
+   * (`db migrate` copies every table); undefined for any other Store.
+   */
+  static rawOf(store: Store): { readonly db: Kysely<StoreDb>; readonly engine: SqlEngine } | undefined {
+    return store instanceof SqlStore ? { db: store.#ctx.root, engine: store.#ctx.engine } : undefined;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
