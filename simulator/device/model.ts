@@ -157,6 +157,8 @@ export class AmtModel {
   #lastTa0: number | undefined;
   /** When the current setup window closes (In only), epoch ms. */
   windowEndsAt: number | undefined;
+  /** The domain DHCP option 15 gives the device: the setup's domainName (a full unprovision does not change the network). */
+  readonly dhcpDomain: string;
   /** Certificate-based setup settings (trusted root hashes, PKI DNS suffix), if the device has them. */
   readonly pki: { dnsSuffix: string | undefined; hashes: TrustedHash[] } | undefined;
   /** IPS_HostBasedSetupService.ConfigurationNonce: fresh after every AdminSetup attempt. */
@@ -182,6 +184,7 @@ export class AmtModel {
     this.state = setup.provisioningState;
     this.mode = setup.provisioningMode;
     this.pki = setup.pki;
+    this.dhcpDomain = setup.domainName;
     if (this.state === 2 && this.pki !== undefined && setup.psk === undefined) this.controlMode = 2;
     this.keystore = new KeyStore(deps.keyPairProvider);
     this.committed = {
@@ -258,9 +261,9 @@ export class AmtModel {
     return this.state === 1 && this.committed.psk === undefined && this.pki !== undefined;
   }
 
-  /** The DNS suffix a provisioning certificate's CN must fall in: MEBx's, else the DHCP domain. */
+  /** The DNS suffix a provisioning certificate's CN must fall in: MEBx's, else DHCP option 15's. */
   get pkiDnsSuffix(): string {
-    return this.pki?.dnsSuffix ?? this.committed.domainName;
+    return this.pki?.dnsSuffix ?? this.dhcpDomain;
   }
 
   /** The mutual-TLS check of a client chain (leaf first); records why it was refused. */
