@@ -100,6 +100,7 @@ export async function startServer(config: Config, options: ServerOptions): Promi
       host: config.helloHost,
       port: config.helloPort,
       maxConnections: config.helloMaxConnections,
+      backlog: config.helloBacklog,
       timeoutMs: config.helloTimeoutMs,
       log,
       onHello: (hello, remoteAddress) => admitter.onHello(hello, remoteAddress),
