@@ -271,7 +271,11 @@ export class Runner extends EventEmitter<RunnerEvents> {
         return job;
       });
     } catch (error) {
-      if (error instanceof Duplicate) return this.#duplicate(uuid, address);
+      // The store wraps what a transaction callback throws (SCS_STORE_FAILED, the Duplicate as its
+      // cause) when the write ran alone after its group failed, as it does when two nodes race.
+      if (error instanceof Duplicate || (error instanceof Error && error.cause instanceof Duplicate)) {
+        return this.#duplicate(uuid, address);
+      }
       throw error;
     }
     if ('kind' in outcome) {
