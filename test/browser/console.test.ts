@@ -308,13 +308,23 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
   );
 
   it(
-    'hides from a viewer what the role cannot do',
+    'creates a viewer token, and hides from the viewer what the role cannot do',
     onFailure(
       () => page,
       async () => {
+        // The admin makes the viewer's token on the Tokens page (shown once).
+        await page.getByRole('link', { name: 'Tokens' }).click();
+        await page.getByLabel('Name').fill('vic');
+        await page.getByLabel('Role').selectOption('viewer');
+        await page.getByRole('button', { name: 'Create token' }).click();
+        const token = await page.getByTestId('new-token').inputValue();
+        assert.match(token, /^scs_[A-Za-z0-9_-]{43}$/);
+        await page.locator('[data-testid="token-list"] tr', { hasText: 'vic' }).waitFor();
+        await screenshot(page, '10-token-created');
         const viewer = await browser.newPage();
         try {
-          await signIn(viewer, scs.url, await scs.token('vic', 'viewer'));
+          await signIn(viewer, scs.url, token);
+          assert.equal(await viewer.getByRole('link', { name: 'Tokens' }).count(), 0);
           assert.equal(await viewer.getByRole('link', { name: 'Audit log' }).count(), 0);
           await viewer.getByRole('link', { name: 'PSKs' }).click();
           await viewer.getByRole('heading', { name: 'Inventory' }).waitFor();
@@ -327,7 +337,7 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
           await viewer.getByRole('heading', { name: 'TLS certificate' }).waitFor();
           assert.equal(await viewer.getByRole('button', { name: /Reveal admin password/ }).count(), 0);
           assert.equal(await viewer.getByRole('heading', { name: 'History' }).count(), 0);
-          await screenshot(viewer, '10-viewer-device');
+          await screenshot(viewer, '11-viewer-device');
         } finally {
           await viewer.close();
         }
@@ -347,13 +357,14 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
           ['Profiles', 'All profiles'],
           ['Devices', 'Devices'],
           ['Audit log', 'Chain verification'],
+          ['Tokens', 'New token'],
         ] as const) {
           await page.getByRole('link', { name }).click();
           await page.getByRole('heading', { name: heading, exact: true }).waitFor();
         }
         await page.getByRole('link', { name: 'Dashboard' }).click();
         await page.getByTestId('device-counts').waitFor();
-        await screenshot(page, '11-dashboard-phone');
+        await screenshot(page, '12-dashboard-phone');
         assert.ok(browser.requests.length > 20, `requests were recorded (${browser.requests.length})`);
         assert.deepEqual(externalRequests(browser.requests), []);
         assert.ok(

@@ -6,6 +6,7 @@ import { DeviceDetailPage } from './pages/device-detail.tsx';
 import { DevicesPage } from './pages/devices.tsx';
 import { ProfilesPage } from './pages/profiles.tsx';
 import { PsksPage } from './pages/psks.tsx';
+import { TokensPage } from './pages/tokens.tsx';
 import type { Permission } from './resources.ts';
 import { href, useRoute } from './route.ts';
 import { useSession } from './session-context.ts';
@@ -22,6 +23,7 @@ const NAV: readonly NavItem[] = [
   { page: 'profiles', title: 'Profiles', needs: 'read' },
   { page: 'devices', title: 'Devices', needs: 'read' },
   { page: 'audit', title: 'Audit log', needs: 'audit.read' },
+  { page: 'tokens', title: 'Tokens', needs: 'token.manage' },
 ];
 
 /** Header with the pages this role may see, who is signed in, the live stream's state; then the page. */
@@ -101,6 +103,8 @@ function Page({ page, arg }: { readonly page: string; readonly arg: string | und
       return arg === undefined ? <DevicesPage /> : <DeviceDetailPage uuid={arg} />;
     case 'audit':
       return <AuditPage />;
+    case 'tokens':
+      return <TokensPage />;
     default:
       return <Dashboard />;
   }
