@@ -5,6 +5,7 @@ import { addConfigOptions } from './context.ts';
 import { registerDbCommands } from './db.ts';
 import { registerDemoCommands } from './demo.ts';
 import { registerDeviceCommands } from './device.ts';
+import { registerDeviceOpsCommands } from './device-ops.ts';
 import { registerHelloCommands } from './hello.ts';
 import type { Io } from './io.ts';
 import { registerJobCommands } from './job.ts';
@@ -31,6 +32,7 @@ export function buildProgram(io: Io): Command {
   registerServeCommands(program, io);
   registerProfileCommands(program, io);
   registerDeviceCommands(program, io);
+  registerDeviceOpsCommands(program, io);
   registerJobCommands(program, io);
   registerDemoCommands(program, io);
   registerPkiCommands(program, io);
