@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Side-by-side transfer benchmark: the same phases of bench/transfer.ts run against a baseline
+# tree and this one, alternating (base, new, base, new, ...) so both see the same machine load,
+# each on its own copy of one seeded data directory. Prints one JSON line per phase and tree.
+#
+#   bench/transfer-ab.sh BASE_COMMIT [pairs]
+#
+# e.g. bench/transfer-ab.sh 50da229 1000000
+set -euo pipefail
+base_commit=$1
+pairs=${2:-1000000}
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/amt-scs-transfer-ab-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/base" "$work/seed"
+git -C "$here" archive "$base_commit" | tar -x -C "$work/base"
+ln -s "$here/node_modules" "$work/base/node_modules"
+# The seed (generatePsks) is not measured; the baseline tree makes it.
+(cd "$work/base" && node --import tsx bench/transfer.ts --phase seed "$work/seed" "$pairs" >/dev/null)
+cp -r "$work/seed" "$work/run-base"
+cp -r "$work/seed" "$work/run-new"
+echo "{\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"pairs\":$pairs,\"base\":\"$base_commit\"}"
+for phase in bundle-export-copy bundle-export-move bundle-import setupbin-export; do
+  for tree in base new; do
+    root=$here
+    [ "$tree" = base ] && root=$work/base
+    out=$(cd "$root" && node --import tsx bench/transfer.ts --phase "$phase" "$work/run-$tree" 0)
+    echo "{\"phase\":\"$phase\",\"tree\":\"$tree\",\"loadavg1\":$(cut -d' ' -f1 /proc/loadavg),\"result\":$out}"
+  done
+done
