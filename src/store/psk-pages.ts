@@ -24,7 +24,12 @@ export interface PageOptions {
   readonly reason?: string;
 }
 
-/** One page: columns, no object per row. */
+/**
+ * One page: columns, no object per row. Inside a transaction the store reads the next page
+ * (and audits it) while the caller holds this one, so do not write through the same
+ * transaction between pages (two audit appends in flight would collide on the chain's next seq
+ * and fail the transaction); do the writes after the iteration, as the export does.
+ */
 export interface PskPage {
   readonly count: number;
   readonly pids: readonly string[];
