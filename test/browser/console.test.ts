@@ -352,6 +352,7 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
       async () => {
         // Every page once more at a phone's width, then the whole session's requests.
         await page.setViewportSize({ width: 390, height: 844 });
+        await page.emulateMedia({ colorScheme: 'dark' });
         for (const [name, heading] of [
           ['PSKs', 'Inventory'],
           ['Profiles', 'All profiles'],
@@ -364,7 +365,7 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
         }
         await page.getByRole('link', { name: 'Dashboard' }).click();
         await page.getByTestId('device-counts').waitFor();
-        await screenshot(page, '12-dashboard-phone');
+        await screenshot(page, '12-dashboard-phone-dark');
         assert.ok(browser.requests.length > 20, `requests were recorded (${browser.requests.length})`);
         assert.deepEqual(externalRequests(browser.requests), []);
         assert.ok(
