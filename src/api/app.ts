@@ -17,6 +17,7 @@ import { errorHandler, notFoundHandler } from './problem.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { batchRoutes } from './routes/batches.ts';
 import { DEVICE_SCHEMAS, deviceRoutes } from './routes/devices.ts';
+import { deviceActionRoutes } from './routes/device-actions.ts';
 import { eventRoutes } from './routes/events.ts';
 import { JOB_SCHEMAS, jobRoutes } from './routes/jobs.ts';
 import { PROFILE_SCHEMAS, profileRoutes } from './routes/profiles.ts';
@@ -252,6 +253,7 @@ export async function createApi(deps: ApiDeps, options: ApiOptions = {}): Promis
   await app.register(batchRoutes, { ctx, prefix: API_PREFIX });
   await app.register(profileRoutes, { ctx, prefix: API_PREFIX });
   await app.register(deviceRoutes, { ctx, prefix: API_PREFIX });
+  await app.register(deviceActionRoutes, { ctx, prefix: API_PREFIX });
   await app.register(jobRoutes, { ctx, prefix: API_PREFIX });
   await app.register(auditRoutes, { ctx, prefix: API_PREFIX });
   await app.register(tokenRoutes, { ctx, prefix: API_PREFIX });

@@ -49,6 +49,7 @@ describe('route x role matrix', () => {
   let revokedToken = '';
   let profiles = 0;
   const DEVICE = '4c4c4544-0035-5910-8051-b8c04f4e5a31';
+  const UNKNOWN_DEVICE = '0badc0de-0000-4000-8000-000000000404';
   let jobId = 0;
   const ifMatch = async (name: string): Promise<Record<string, string>> => ({
     'if-match': `"${(await h.store.profiles.require(name)).version}"`,
@@ -185,6 +186,42 @@ describe('route x role matrix', () => {
       allowed: REVEALERS,
       ok: 200,
       call: () => ({ url: `/api/v1/devices/${DEVICE}/reveal-password`, body: { reason: 'matrix' } }),
+    },
+    // Device actions (docs/pki.md): an unknown device, so allowed callers get 404 without a
+    // device to reach; the actions themselves run against the simulator in test/e2e/pki-lifecycle.test.ts.
+    {
+      method: 'POST',
+      route: '/api/v1/devices/{uuid}/unprovision',
+      allowed: WRITERS,
+      ok: 404,
+      call: () => ({ url: `/api/v1/devices/${UNKNOWN_DEVICE}/unprovision`, body: { partial: true } }),
+    },
+    // Device actions (docs/pki.md): an unknown device, so allowed callers get 404 without a
+    // device to reach; the actions themselves run against the simulator in test/e2e/pki-lifecycle.test.ts.
+    {
+      method: 'POST',
+      route: '/api/v1/devices/{uuid}/rotate-password',
+      allowed: WRITERS,
+      ok: 404,
+      call: () => ({ url: `/api/v1/devices/${UNKNOWN_DEVICE}/rotate-password` }),
+    },
+    // Device actions (docs/pki.md): an unknown device, so allowed callers get 404 without a
+    // device to reach; the actions themselves run against the simulator in test/e2e/pki-lifecycle.test.ts.
+    {
+      method: 'POST',
+      route: '/api/v1/devices/{uuid}/renew-certificate',
+      allowed: WRITERS,
+      ok: 404,
+      call: () => ({ url: `/api/v1/devices/${UNKNOWN_DEVICE}/renew-certificate`, body: { withinDays: 30 } }),
+    },
+    // Device actions (docs/pki.md): an unknown device, so allowed callers get 404 without a
+    // device to reach; the actions themselves run against the simulator in test/e2e/pki-lifecycle.test.ts.
+    {
+      method: 'POST',
+      route: '/api/v1/devices/{uuid}/sync-time',
+      allowed: WRITERS,
+      ok: 404,
+      call: () => ({ url: `/api/v1/devices/${UNKNOWN_DEVICE}/sync-time` }),
     },
     { method: 'GET', route: '/api/v1/jobs', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/jobs' }) },
     { method: 'GET', route: '/api/v1/jobs/stats', allowed: ALL, ok: 200, call: () => ({ url: '/api/v1/jobs/stats' }) },
