@@ -1,0 +1,565 @@
+/**
+ * Crash consistency rounds (docs/security.md, "Crash consistency"; `npm run crash`).
+ *
+ * One data directory lives through every round. Each round runs one real amt-scs process (the
+ * CLI or the server, from source) and kills it with SIGKILL at a random moment:
+ *
+ * - generate:  `psk generate --count 30000`
+ * - import:    `psk import <bundle>` of a fresh 3,000-PSK bundle written by another installation
+ * - export:    `psk export --format csv` of a 3,000-PSK batch
+ * - provision: `serve` while 4 simulated devices are being provisioned; then a second `serve`
+ *              on the same directory runs until every device is provisioned (the restart)
+ *
+ * After each round the store is opened again (what any next command does; for exports
+ * recoverPendingExports, what the next `psk export` runs first) and the invariants are checked:
+ *
+ * 1. the audit hash chain verifies;
+ * 2. no half-imported bundle: each bundle's PIDs are all present or none;
+ * 3. no PSK without its audit: per batch, PSKs = PIDs listed by its psk.generate / psk.import
+ *    entries (a killed generate left whole chunks, each with its entry, or nothing);
+ * 4. no PSK in two states: every CSV at its final name lists only PSKs the database holds as
+ *    exported, every export the log calls complete has its file, every available/exported PSK
+ *    is in no unfinished job, every in_use PSK is a device's renewal PSK or an unfinished job's;
+ * 5. no PSK consumed twice: at most one psk.state entry per PID moves it to consumed;
+ * 6. every job resumes or ends with a reason: after the restart no job is queued or running,
+ *    each failed job has an error code, every device is provisioned exactly once.
+ *
+ * Rounds cycle generate, import, export, provision. The first round of each kind runs without a
+ * kill to time it; later ones are killed at a uniform random moment in 10..110 % of that time
+ * (so some finish first, which is recorded). Prints a JSON summary; exit 1 if any invariant failed.
+ *
+ * Run: node --import tsx scripts/crash-rounds.ts [--rounds 50] [--kill-window-ms 8000] [--out file.json]
+ * (--kill-window-ms: no calibration runs; each kill at a uniform moment in 0..N ms after the
+ * process started working, see CrashRunOptions.killWindow)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { startFleet, type Fleet } from '../simulator/fleet/fleet.ts';
+import { generatePid, generatePps } from '../src/psk/generate.ts';
+import type { Pid } from '../src/psk/pid.ts';
+import { exportPsksToFile, recoverPendingExports } from '../src/psk/transfer/export.ts';
+import { Secret } from '../src/secret.ts';
+import { openStore } from '../src/store/open.ts';
+import type { Store } from '../src/store/store.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = path.join(ROOT, 'src/cli/main.ts');
+const PASSPHRASE = 'crash-rounds passphrase 1';
+const MEBX = 'P@ssw0rd';
+const KINDS = ['generate', 'import', 'export', 'provision'] as const;
+type Kind = (typeof KINDS)[number];
+
+export interface RoundResult {
+  readonly round: number;
+  readonly kind: Kind;
+  /** ms after start the process was killed; null: the calibration run (no kill). */
+  readonly killAtMs: number | null;
+  /** The process had exited by itself before the kill. */
+  readonly finishedBeforeKill: boolean;
+  /** What the round changed, as seen after the restart (e.g. PSKs inserted, file present). */
+  readonly effect: string;
+  /** Invariant violations; empty = all held. */
+  readonly violations: string[];
+  /** The process failed by itself (not killed) with this exit code and output tail; null = none. */
+  readonly error: string | null;
+  readonly ms: number;
+}
+
+export interface CrashRunOptions {
+  readonly rounds: number;
+  /**
+   * Skip the calibration runs (quick variant for npm test): kill at a uniform moment in
+   * [fromMs, toMs] after the process started working: after the CLI's measured start-up time,
+   * or after the first hello for a provisioning round.
+   */
+  readonly killWindow?: { readonly fromMs: number; readonly toMs: number };
+  readonly log?: (line: string) => void;
+}
+
+export interface CrashRunSummary {
+  readonly rounds: number;
+  readonly byKind: Record<Kind, { rounds: number; killed: number; finishedBeforeKill: number }>;
+  readonly violations: number;
+  /** Rounds whose process failed by itself (see RoundResult.error). */
+  readonly errors: number;
+  readonly results: RoundResult[];
+  readonly totals: { psks: number; auditEntries: number; jobs: number; devicesProvisioned: number };
+}
+
+interface Ctx {
+  readonly dir: string;
+  readonly srcDir: string;
+  readonly db: string;
+  readonly key: string;
+  /** Bundles imported (or tried) so far, with their PIDs. */
+  readonly bundles: { file: string; pids: Pid[] }[];
+  /** CSV exports tried so far. */
+  readonly csvs: string[];
+  /** Devices (UUIDs) of provisioning rounds so far. */
+  readonly devices: string[];
+  readonly calibrated: Partial<Record<Kind, number>>;
+  readonly log: (line: string) => void;
+  /** CLI start-up time and the kill window, when killWindow was given. */
+  window?: { readonly startupMs: number; readonly fromMs: number; readonly toMs: number };
+}
+
+async function withStore<T>(ctx: Pick<Ctx, 'db' | 'key'>, fn: (store: Store) => Promise<T>): Promise<T> {
+  const { store } = await openStore({ db: `sqlite:${ctx.db}`, masterKeyFile: ctx.key });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function newPairs(n: number): { pid: Pid; pps: Secret<string> }[] {
+  return Array.from({ length: n }, () => ({ pid: generatePid(), pps: new Secret<string>(generatePps()) }));
+}
+
+async function insert(store: Store, batch: string, n: number, state: 'available' | 'exported'): Promise<Pid[]> {
+  const pairs = newPairs(n);
+  await store.psks.insertMany(
+    pairs.map((p) => ({ pid: p.pid, pps: p.pps as Secret<never>, batch, state })),
+    { actor: 'crash-rounds', source: 'generate' },
+  );
+  return pairs.map((p) => p.pid);
+}
+
+function cli(ctx: Ctx, args: readonly string[]): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', CLI, '--data-dir', ctx.dir, '--log-level', 'warn', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', SCS_BUNDLE_PASSPHRASE: PASSPHRASE },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs `child`, kills it with SIGKILL after `killAtMs` (null: let it finish). */
+async function runKilled(
+  child: ChildProcess,
+  killAtMs: number | null,
+): Promise<{ finishedBeforeKill: boolean; ms: number; output: string; exitCode: number | null }> {
+  let output = '';
+  child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
+  const started = performance.now();
+  const exited = once(child, 'exit');
+  let killed = false;
+  const timer =
+    killAtMs === null
+      ? undefined
+      : setTimeout(() => {
+          killed = child.kill('SIGKILL');
+        }, killAtMs);
+  const [exitCode] = (await exited) as [number | null];
+  clearTimeout(timer);
+  return { finishedBeforeKill: !killed, ms: performance.now() - started, output, exitCode };
+}
+
+function killMoment(ctx: Ctx, kind: Kind): number | null {
+  const w = ctx.window;
+  if (w !== undefined) {
+    return Math.round((kind === 'provision' ? 0 : w.startupMs) + w.fromMs + randomInt(Math.max(1, w.toMs - w.fromMs)));
+  }
+  const base = ctx.calibrated[kind];
+  if (base === undefined) return null;
+  return Math.round(base * (0.1 + randomInt(1001) / 1000));
+}
+
+// ---------------------------------------------------------------- rounds
+
+interface RoundRun {
+  readonly finishedBeforeKill: boolean;
+  readonly ms: number;
+  readonly effect: string;
+  /** The process's own exit code; null when a signal ended it. */
+  readonly exitCode: number | null;
+  readonly output: string;
+}
+
+async function roundGenerate(ctx: Ctx, round: number, killAtMs: number | null): Promise<RoundRun> {
+  const batch = `gen-r${round}`;
+  const r = await runKilled(cli(ctx, ['psk', 'generate', '--count', '30000', '--batch', batch]), killAtMs);
+  // Killed before its first chunk committed, the batch does not exist at all.
+  const n = await withStore(ctx, async (s) =>
+    (await s.batches.get(batch)) === undefined
+      ? 0
+      : Object.values(await s.psks.countByState({ batch })).reduce((a, b) => a + b, 0),
+  );
+  return { ...r, effect: `${n} of 30000 PSKs in ${batch}` };
+}
+
+async function roundImport(ctx: Ctx, round: number, killAtMs: number | null): Promise<RoundRun> {
+  // A fresh bundle from the other installation.
+  const file = path.join(ctx.srcDir, `r${round}.bundle`);
+  const pids = await withStore(
+    { db: path.join(ctx.srcDir, 'scs.db'), key: path.join(ctx.srcDir, 'master.key') },
+    async (s) => {
+      const batch = `bundle-r${round}`;
+      const inserted = await insert(s, batch, 3000, 'available');
+      await exportPsksToFile(
+        s,
+        { format: 'bundle', actor: 'crash-rounds', batch, bundle: { passphrase: new Secret(PASSPHRASE), move: true } },
+        file,
+      );
+      return inserted;
+    },
+  );
+  ctx.bundles.push({ file, pids });
+  const r = await runKilled(cli(ctx, ['psk', 'import', file]), killAtMs);
+  const present = await withStore(ctx, async (s) => {
+    let n = 0;
+    for (const pid of pids) if ((await s.psks.get(pid)) !== undefined) n++;
+    return n;
+  });
+  return { ...r, effect: `${present} of ${pids.length} bundle PSKs present` };
+}
+
+async function roundExport(ctx: Ctx, round: number, killAtMs: number | null): Promise<RoundRun> {
+  const batch = `exp-r${round}`;
+  await withStore(ctx, (s) => insert(s, batch, 3000, 'available'));
+  const file = path.join(ctx.dir, `r${round}.csv`);
+  ctx.csvs.push(file);
+  const r = await runKilled(cli(ctx, ['psk', 'export', '--format', 'csv', '--batch', batch, '--out', file]), killAtMs);
+  // What the next `psk export` does first.
+  const recovered = await withStore(ctx, (s) => recoverPendingExports(s));
+  const exported = await withStore(ctx, async (s) => (await s.psks.countByState({ batch })).exported);
+  return {
+    ...r,
+    effect: `file ${existsSync(file) ? 'present' : 'absent'}, ${exported} exported, ${recovered.length} recovered`,
+  };
+}
+
+function serve(ctx: Ctx, helloPort: number, amtTlsPort: number): ChildProcess {
+  return cli(ctx, [
+    '--hello-host',
+    '127.0.0.1',
+    '--hello-port',
+    String(helloPort),
+    '--amt-tls-port',
+    String(amtTlsPort),
+    '--api-port',
+    '0',
+    '--connect-timeout-ms',
+    '5000',
+    'serve',
+    '--grace-ms',
+    '0',
+  ]);
+}
+
+async function listening(child: ChildProcess, timeoutMs = 240_000): Promise<void> {
+  let text = '';
+  const deadline = Date.now() + timeoutMs;
+  child.stderr?.on('data', (b: Buffer) => (text += b.toString()));
+  while (!text.includes('listening for hellos')) {
+    if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${text}`);
+    if (Date.now() > deadline) throw new Error(`serve did not start: ${text}`);
+    await sleep(50);
+  }
+}
+
+/** Waits until the server (another process) has no job queued or running. */
+async function jobsDone(ctx: Ctx, timeoutMs = 120_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; ;) {
+    const unfinished = await withStore(ctx, async (s) => (await s.jobs.unfinished()).length);
+    if (unfinished === 0) return;
+    if (Date.now() > deadline) throw new Error(`${unfinished} jobs still unfinished`);
+    await sleep(250);
+  }
+}
+
+async function roundProvision(ctx: Ctx, round: number, killAtMs: number | null): Promise<RoundRun> {
+  const batch = `prov-r${round}`;
+  const devices = 4;
+  const pids = await withStore(ctx, async (s) => {
+    const hello = await insert(s, batch, devices, 'exported');
+    await insert(s, batch, devices, 'available');
+    return hello;
+  });
+  const amtTlsPort = 20_000 + randomInt(40_000);
+  const helloPort = 20_000 + randomInt(40_000);
+  const first = serve(ctx, helloPort, amtTlsPort);
+  let fleet: Fleet | undefined;
+  let second: ChildProcess | undefined;
+  try {
+    await listening(first);
+    const pairs = await withStore(ctx, async (s) =>
+      Promise.all(
+        pids.map(async (pid) => ({
+          pid,
+          pps: await s.psks.reveal(pid, { actor: 'crash-rounds', purpose: 'simulator' }),
+        })),
+      ),
+    );
+    const started = performance.now();
+    fleet = await startFleet({
+      devices,
+      psks: pairs,
+      scs: `127.0.0.1:${helloPort}`,
+      tlsPort: amtTlsPort,
+      httpPort: amtTlsPort + 1,
+      addressBase: `127.${100 + randomInt(150)}.${randomInt(250)}.1`,
+      workers: 'inline',
+      keyPoolSize: 4,
+      mebxPassword: MEBX,
+      timeFactor: 0.05,
+      latencyMs: 20,
+    });
+    ctx.devices.push(...fleet.devices.map((d) => d.uuid));
+    const f = fleet;
+    let finishedBeforeKill = false;
+    if (killAtMs === null) {
+      await f.waitFor('all-provisioned', { timeoutMs: 240_000 });
+      await jobsDone(ctx);
+      // Calibration: the time the devices and their jobs took, from the first hello.
+      first.kill('SIGTERM');
+      const [code] = (await once(first, 'exit')) as [number | null];
+      return {
+        finishedBeforeKill: true,
+        ms: performance.now() - started,
+        effect: `${devices} provisioned (calibration)`,
+        exitCode: code,
+        output: '',
+      };
+    }
+    const wait = killAtMs - (performance.now() - started);
+    if (wait > 0) await sleep(wait);
+    finishedBeforeKill = f.counts().post === devices;
+    const post = f.counts().post;
+    first.kill('SIGKILL');
+    await once(first, 'exit');
+    // The restart: a new server on the same directory and ports runs until every device is done.
+    second = serve(ctx, helloPort, amtTlsPort);
+    await listening(second);
+    await f.waitFor('all-provisioned', { timeoutMs: 240_000 });
+    await jobsDone(ctx);
+    second.kill('SIGTERM');
+    const [code] = (await once(second, 'exit')) as [number | null];
+    return {
+      finishedBeforeKill,
+      ms: performance.now() - started,
+      effect: `${post} of ${devices} provisioned at the kill, all after the restart`,
+      exitCode: code,
+      output: '',
+    };
+  } finally {
+    await fleet?.stop();
+    for (const c of [first, second])
+      if (c !== undefined && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }
+}
+
+// ---------------------------------------------------------------- invariants
+
+async function checkInvariants(ctx: Ctx, store: Store): Promise<string[]> {
+  const v: string[] = [];
+  const verify = await store.audit.verify();
+  if (!verify.ok) v.push(`audit chain broken at seq ${verify.brokenSeq}: ${verify.reason}`);
+
+  for (const b of ctx.bundles) {
+    let n = 0;
+    for (const pid of b.pids) if ((await store.psks.get(pid)) !== undefined) n++;
+    if (n !== 0 && n !== b.pids.length)
+      v.push(`bundle ${path.basename(b.file)} half-imported: ${n} of ${b.pids.length}`);
+  }
+
+  // Audit completeness per batch: every PSK entered with an audit entry listing it.
+  const listed = new Map<string, number>();
+  for (const action of ['psk.generate', 'psk.import']) {
+    for (const e of await store.audit.list({ action, limit: 10_000 })) {
+      const batch = String(e.detail.batch ?? '');
+      listed.set(batch, (listed.get(batch) ?? 0) + e.pids.length);
+    }
+  }
+  for (const batch of await store.batches.list()) {
+    const count = Object.values(await store.psks.countByState({ batch: batch.name })).reduce((a, b) => a + b, 0);
+    if (listed.has(batch.name) && listed.get(batch.name) !== count) {
+      v.push(`batch ${batch.name}: ${count} PSKs but ${listed.get(batch.name) ?? 0} PIDs in its audit entries`);
+    }
+  }
+
+  // No PSK in two states.
+  for (const file of ctx.csvs.filter((f) => existsSync(f))) {
+    const pids = readFileSync(file, 'utf8')
+      .split('\n')
+      .map((l) => l.split(',')[0]?.replace(/-/g, '').trim() ?? '')
+      .filter((p) => /^[0-9A-Z]{8}$/.test(p));
+    for (const pid of pids) {
+      const row = await store.psks.get(pid as Pid);
+      if (row?.state !== 'exported') {
+        v.push(`${path.basename(file)} lists ${pid}, which is ${row?.state ?? 'absent'} in the database`);
+        break;
+      }
+    }
+  }
+  // recoverPendingExports ran after every export round: nothing may be left pending (a pending
+  // export with neither its file nor its temp file would be PSKs marked exported that no file holds).
+  for (const e of await store.transfers.pendingExports()) v.push(`export ${e.id} still pending: ${e.file}`);
+  const jobs = await store.jobs.list({ limit: 10_000 });
+  const unfinished = jobs.filter((j) => j.state === 'queued' || j.state === 'running');
+  const claimed = new Set<string>(
+    unfinished.flatMap((j) => [j.pid, ...(j.data.newPid === undefined ? [] : [String(j.data.newPid)])]),
+  );
+  const devices = await store.devices.list({ limit: 10_000 });
+  const renewal = new Set(devices.map((d) => d.pid).filter((p): p is Pid => p !== null));
+  for (const row of await store.psks.list({ state: 'in_use', limit: 10_000 })) {
+    if (!claimed.has(row.pid) && !renewal.has(row.pid)) {
+      v.push(`PSK ${row.pid} is in_use but no unfinished job holds it and no device has it as its renewal PSK`);
+    }
+  }
+  for (const pid of claimed) {
+    const row = await store.psks.get(pid as Pid);
+    if (row?.state === 'available' || row?.state === 'exported')
+      v.push(`PSK ${pid} is ${row.state} and held by an unfinished job`);
+  }
+
+  // No PSK consumed twice.
+  const consumed = new Map<string, number>();
+  for (const e of await store.audit.list({ action: 'psk.state', limit: 10_000 })) {
+    if (e.detail.to !== 'consumed') continue;
+    for (const pid of e.pids) consumed.set(pid, (consumed.get(pid) ?? 0) + 1);
+  }
+  for (const [pid, n] of consumed) if (n > 1) v.push(`PSK ${pid} consumed ${n} times`);
+
+  // Every job ended, with a reason; every device provisioned once.
+  if (unfinished.length > 0)
+    v.push(`${unfinished.length} jobs unfinished: ${unfinished.map((j) => `${j.id}:${j.state}`).join(' ')}`);
+  for (const j of jobs)
+    if (j.state === 'failed' && (j.errorCode ?? '') === '') v.push(`job ${j.id} failed without a code`);
+  const provisioned = new Map<string, number>();
+  for (const e of await store.audit.list({ action: 'device.provisioned', limit: 10_000 })) {
+    provisioned.set(String(e.detail.uuid), (provisioned.get(String(e.detail.uuid)) ?? 0) + 1);
+  }
+  for (const uuid of ctx.devices) {
+    const n = provisioned.get(uuid) ?? 0;
+    if (n !== 1) v.push(`device ${uuid} provisioned ${n} times`);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------- driver
+
+export async function runCrashRounds(options: CrashRunOptions): Promise<CrashRunSummary> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const dir = mkdtempSync(path.join(tmpdir(), 'scs-crash-'));
+  const srcDir = path.join(dir, 'other-installation');
+  const ctx: Ctx = {
+    dir,
+    srcDir,
+    db: path.join(dir, 'scs.db'),
+    key: path.join(dir, 'master.key'),
+    bundles: [],
+    csvs: [],
+    devices: [],
+    calibrated: {},
+    log,
+  };
+  const results: RoundResult[] = [];
+  try {
+    await withStore(ctx, (s) =>
+      s.profiles.update('default', { secrets: { currentMebxPassword: new Secret(MEBX) } }, { actor: 'crash-rounds' }),
+    );
+    await withStore({ db: path.join(srcDir, 'scs.db'), key: path.join(srcDir, 'master.key') }, () => Promise.resolve());
+    if (options.killWindow !== undefined) {
+      const startup = await runKilled(cli(ctx, ['--help']), null);
+      ctx.window = { startupMs: startup.ms, ...options.killWindow };
+    }
+    for (let round = 1; round <= options.rounds; round++) {
+      const kind = KINDS[(round - 1) % KINDS.length] as Kind;
+      const killAtMs = killMoment(ctx, kind);
+      const started = performance.now();
+      const run =
+        kind === 'generate'
+          ? roundGenerate
+          : kind === 'import'
+            ? roundImport
+            : kind === 'export'
+              ? roundExport
+              : roundProvision;
+      let r: RoundRun;
+      try {
+        r = await run(ctx, round, killAtMs);
+      } catch (e) {
+        // The harness itself failed (a server that did not start in time, a device that never
+        // finished): recorded as this round's error; the invariants are still checked.
+        const message = e instanceof Error ? e.message : String(e);
+        r = { finishedBeforeKill: false, ms: 0, effect: 'round aborted', exitCode: -1, output: message };
+      }
+      const error =
+        r.exitCode !== null && r.exitCode !== 0
+          ? `exited ${r.exitCode}: ${r.output.trim().split('\n').slice(-3).join(' | ')}`
+          : null;
+      if (killAtMs === null && error === null) ctx.calibrated[kind] = r.ms;
+      const violations = await withStore(ctx, (s) => checkInvariants(ctx, s));
+      const result: RoundResult = {
+        round,
+        kind,
+        killAtMs,
+        finishedBeforeKill: killAtMs !== null && r.finishedBeforeKill,
+        effect: r.effect,
+        violations,
+        error,
+        ms: Math.round(performance.now() - started),
+      };
+      results.push(result);
+      log(
+        `round ${round} ${kind} kill@${killAtMs ?? '-'}ms${result.finishedBeforeKill ? ' (finished first)' : ''}: ` +
+          `${r.effect}; ${violations.length === 0 ? 'invariants hold' : `VIOLATIONS: ${violations.join('; ')}`}` +
+          (error === null ? '' : `; ERROR ${error}`),
+      );
+    }
+    const totals = await withStore(ctx, async (s) => ({
+      psks: Object.values(await s.psks.countByState()).reduce((a, b) => a + b, 0),
+      auditEntries: (await s.audit.verify()).entries,
+      jobs: (await s.jobs.list({ limit: 10_000 })).length,
+      devicesProvisioned: (await s.devices.list({ limit: 10_000 })).filter((d) => d.state === 'provisioned').length,
+    }));
+    const byKind = Object.fromEntries(
+      KINDS.map((k) => {
+        const rs = results.filter((r) => r.kind === k);
+        return [
+          k,
+          {
+            rounds: rs.length,
+            killed: rs.filter((r) => r.killAtMs !== null && !r.finishedBeforeKill).length,
+            finishedBeforeKill: rs.filter((r) => r.finishedBeforeKill).length,
+          },
+        ];
+      }),
+    ) as CrashRunSummary['byKind'];
+    return {
+      rounds: results.length,
+      byKind,
+      violations: results.reduce((n, r) => n + r.violations.length, 0),
+      errors: results.filter((r) => r.error !== null).length,
+      results,
+      totals,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const arg = (name: string): string | undefined => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i < 0 ? undefined : process.argv[i + 1];
+  };
+  const windowMs = arg('kill-window-ms');
+  const summary = await runCrashRounds({
+    rounds: Number(arg('rounds') ?? 50),
+    ...(windowMs === undefined ? {} : { killWindow: { fromMs: 0, toMs: Number(windowMs) } }),
+  });
+  const text = JSON.stringify(summary, null, 2);
+  const out = arg('out');
+  if (out !== undefined) await writeFile(out, `${text}\n`);
+  console.log(text);
+  process.exitCode = summary.violations === 0 && summary.errors === 0 ? 0 : 1;
+}
