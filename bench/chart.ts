@@ -61,7 +61,7 @@ export function renderLineChart(c: LineChart): string {
   const W = c.width ?? 960;
   const H = c.height ?? 540;
   const hasRight = c.series.some((s) => s.axis === 'right');
-  const m = { left: 80, right: hasRight ? 80 : 30, top: c.subtitle === undefined ? 60 : 80, bottom: 110 };
+  const m = { left: 80, right: hasRight ? 80 : 30, top: c.subtitle === undefined ? 60 : 90, bottom: 130 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const all = c.series.flatMap((s) => s.points);
@@ -122,14 +122,14 @@ export function renderLineChart(c: LineChart): string {
       `<text transform="translate(${W - 18} ${m.top + ph / 2}) rotate(90)" text-anchor="middle">${escapeXml(c.yRightLabel ?? '')}</text>`,
     );
   }
-  // Markers.
-  for (const k of c.markers ?? []) {
+  // Markers; labels alternate between two rows so that close markers stay readable.
+  (c.markers ?? []).forEach((k, i) => {
     const x = X(k.x).toFixed(1);
     out.push(
       `<line x1="${x}" x2="${x}" y1="${m.top}" y2="${m.top + ph}" stroke="${k.color}" stroke-dasharray="2 4"/>`,
-      `<text x="${x}" y="${m.top - 6}" text-anchor="middle" fill="${k.color}" font-size="11">${escapeXml(k.label)}</text>`,
+      `<text x="${x}" y="${m.top - 6 - (i % 2) * 13}" text-anchor="middle" fill="${k.color}" font-size="11">${escapeXml(k.label)}</text>`,
     );
-  }
+  });
   // Series.
   for (const s of c.series) {
     const Y = s.axis === 'right' ? YR : YL;
@@ -145,15 +145,21 @@ export function renderLineChart(c: LineChart): string {
       `<polyline fill="none" stroke="${s.color}" stroke-width="2"${s.dashed === true ? ' stroke-dasharray="7 5"' : ''} points="${pts.join(' ')}"/>`,
     );
   }
-  // Legend, under the x label.
+  // Legend under the x label, wrapped into rows that fit the width.
   let lx = m.left;
-  const ly = H - 28;
+  let ly = m.top + ph + 66;
   for (const s of c.series) {
+    const label = s.name + (s.axis === 'right' ? ' (right axis)' : '');
+    const width = 46 + label.length * 7;
+    if (lx + width > W - 10 && lx > m.left) {
+      lx = m.left;
+      ly += 20;
+    }
     out.push(
       `<line x1="${lx}" x2="${lx + 28}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="3"${s.dashed === true ? ' stroke-dasharray="7 5"' : ''}/>`,
-      `<text x="${lx + 34}" y="${ly}" dominant-baseline="middle">${escapeXml(s.name + (s.axis === 'right' ? ' (right axis)' : ''))}</text>`,
+      `<text x="${lx + 34}" y="${ly}" dominant-baseline="middle">${escapeXml(label)}</text>`,
     );
-    lx += 46 + s.name.length * 7 + (s.axis === 'right' ? 80 : 0);
+    lx += width;
   }
   out.push('</svg>');
   return `${out.join('\n')}\n`;

@@ -32,7 +32,7 @@ import { Secret } from '../src/secret.ts';
 import type { PskPair } from '../src/psk/formats/pair.ts';
 import type { Pid } from '../src/psk/pid.ts';
 import type { Pps } from '../src/psk/pps.ts';
-import { renderLineChart } from './chart.ts';
+import { scaleChart } from './chart-scale.ts';
 import type { FinishedItem, FromServer, ServerSample, ToServer } from './scale-server.ts';
 
 function arg(name: string, fallback: string): string {
@@ -491,54 +491,7 @@ const result = {
 };
 writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
 
-const chartTimeline = timeline;
-const svg = renderLineChart({
-  title: `${N.toLocaleString('en-US')} simulated devices, ${LATENCY} ms per call, hellos over ${SPREAD / 1000} s`,
-  subtitle:
-    `verified ${scale.succeeded.toLocaleString('en-US')} in ${(scale.wallMs / 1000).toFixed(1)} s ` +
-    `(expected ${(expectedWallMs / 1000).toFixed(1)} s, ratio ${wallRatio}); peak in flight ${scale.peakInFlight}; ` +
-    `load avg ${loadBefore[0]?.toFixed(1)}–${loadAfter[0]?.toFixed(1)} on ${cpus().length} cores`,
-  xLabel: 'seconds since the first hello',
-  yLabel: 'devices',
-  yRightLabel: 'sessions in flight',
-  series: [
-    {
-      name: 'hellos accepted (jobs)',
-      color: '#1f77b4',
-      points: chartTimeline.map((p) => [p.t, p.accepted] as const),
-    },
-    {
-      name: 'provisioned and verified',
-      color: '#2ca02c',
-      points: chartTimeline.map((p) => [p.t, p.verified] as const),
-    },
-    {
-      name: 'ideal (ramp + one device alone)',
-      color: '#7f7f7f',
-      dashed: true,
-      points: [
-        [baseline.helloToVerifiedMs.max / 1000, 0],
-        [expectedWallMs / 1000, N],
-      ],
-    },
-    {
-      name: 'in flight',
-      color: '#d62728',
-      axis: 'right',
-      points: chartTimeline.map((p) => [p.t, p.running] as const),
-    },
-    {
-      name: 'hello accept queue',
-      color: '#9467bd',
-      axis: 'right',
-      points: chartTimeline.map((p) => [p.t, p.acceptQueue] as const),
-    },
-  ],
-  markers: [
-    { x: scale.helloSpreadMs / 1000, label: 'last first hello', color: '#1f77b4' },
-    { x: expectedWallMs / 1000, label: 'expected end', color: '#7f7f7f' },
-  ],
-});
+const svg = scaleChart(result);
 writeFileSync(`${base}.svg`, svg);
 
 const mb = (n: number): string => `${n} MB`;
