@@ -8,12 +8,14 @@ export const PID_LENGTH = 8;
 
 /**
  * Accepts `XXXX-XXXX` or `XXXXXXXX`, any case, surrounding whitespace trimmed (protocol.md §2).
- * A PID is not secret, so errors may quote it.
+ * A PID is not secret, so errors quote it, but only a value of a PID's length: a longer one may
+ * be a PPS pasted into the wrong field, and a PPS is never echoed (docs/security.md).
  */
 export function parsePid(input: string): Pid {
   const trimmed = input.trim().toUpperCase();
   const fail = (why: string): never => {
-    throw new ScsError('SCS_PID_INVALID', `PID "${input.trim()}" is invalid: ${why}`);
+    const quoted = trimmed.length <= PID_LENGTH + 1 ? `"${input.trim()}" ` : '';
+    throw new ScsError('SCS_PID_INVALID', `PID ${quoted}is invalid: ${why}`);
   };
   let raw = trimmed;
   if (trimmed.length === 9) {

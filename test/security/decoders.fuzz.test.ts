@@ -2,7 +2,11 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { SeededRandom } from '../../simulator/fleet/prng.ts';
+import { HttpResponseParser } from '../../src/amt/http/response.ts';
 import { ScsError } from '../../src/errors.ts';
+import { generatePps } from '../../src/psk/generate.ts';
+import { parsePid } from '../../src/psk/pid.ts';
+import { formatPps } from '../../src/psk/pps.ts';
 import { nextInput, split } from './fuzz/mutate.ts';
 import { check, FuzzViolation, helloReasonsAgree, TARGETS, type FuzzTarget } from './fuzz/targets.ts';
 
@@ -107,5 +111,35 @@ describe('decoders under fuzz', () => {
       rng,
     );
     assert.equal(leak.kind, 'failure');
+  });
+
+  // Found by `npm run fuzz` (seed 2026-11-28, http-response inputs 307230 and 491958): a trailer
+  // line over the 1024-byte bound was accepted when it arrived whole and refused when cut.
+  it('http: a line over 1024 bytes is refused the same way whether it arrives whole or byte by byte', () => {
+    const response = Buffer.from(
+      `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX: ${'y'.repeat(2000)}\r\n\r\n`,
+      'latin1',
+    );
+    for (const pieces of [[response], [...response].map((b) => Buffer.from([b]))]) {
+      const parser = new HttpResponseParser();
+      assert.throws(
+        () => {
+          for (const piece of pieces) parser.push(piece);
+        },
+        (e: unknown) => e instanceof ScsError && e.code === 'SCS_AMT_HTTP' && /line too long/.test(e.message),
+      );
+    }
+  });
+
+  it('a PPS typed where a PID belongs is refused without being quoted', () => {
+    const pps = formatPps(generatePps());
+    for (const input of [pps, pps.slice(0, 20), pps.replaceAll('-', '')]) {
+      assert.throws(
+        () => parsePid(input),
+        (e: unknown) =>
+          e instanceof ScsError && e.code === 'SCS_PID_INVALID' && !e.message.includes(input.slice(0, 12)),
+      );
+    }
+    assert.throws(() => parsePid('ABCD-EFGX'), /PID "ABCD-EFGX" is invalid/);
   });
 });

@@ -22,6 +22,8 @@ export function header(response: Pick<HttpResponse, 'headers'>, name: string): s
 
 export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Longest chunk-size, chunk-end or trailer line. */
+const MAX_LINE_BYTES = 1024;
 
 function broken(why: string, details: Record<string, string | number> = {}): ScsError {
   return new ScsError('SCS_AMT_HTTP', `broken HTTP response: ${why}`, { details });
@@ -32,7 +34,13 @@ type Phase = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 't
 export class HttpResponseParser {
   readonly #maxHeader: number;
   readonly #maxBody: number;
+  /** Unread bytes: a view into `#space` (or into the last pushed chunk). */
   #pending: Buffer = Buffer.alloc(0);
+  /** Room the pending bytes grow into, doubled when full, so a peer sending one byte at a time costs O(n), not O(n^2). */
+  #space: Buffer | undefined;
+  /** Leading bytes of `#pending` already searched for a line end (not searched again). */
+  #scanned = 0;
+  #trailerBytes = 0;
   #phase: Phase = 'head';
   #status = 0;
   #reason = '';
@@ -56,7 +64,7 @@ export class HttpResponseParser {
   /** Feeds bytes; returns the response once it is complete. */
   push(chunk: Buffer): HttpResponse | undefined {
     if (this.#result) return this.#result;
-    this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    this.#append(chunk);
     this.#run();
     return this.#result;
   }
@@ -115,6 +123,9 @@ export class HttpResponseParser {
             this.#finish();
             return;
           }
+          // Trailers are read and dropped; their total is bounded like the header block.
+          this.#trailerBytes += line.length + 2;
+          if (this.#trailerBytes > this.#maxHeader) throw broken(`trailers over ${this.#maxHeader} bytes`);
           break;
         }
         case 'until-close': {
@@ -127,9 +138,38 @@ export class HttpResponseParser {
     }
   }
 
+  #append(chunk: Buffer): void {
+    const p = this.#pending;
+    if (p.length === 0) {
+      this.#pending = chunk;
+      return;
+    }
+    const space = this.#space;
+    const end = p.byteOffset + p.length;
+    if (space !== undefined && p.buffer === space.buffer && end + chunk.length <= space.byteOffset + space.length) {
+      // Room after the pending bytes: copy only the new chunk. Bytes already taken (body parts
+      // still referenced) lie before `p` and are never written over.
+      chunk.copy(space, end - space.byteOffset);
+      this.#pending = space.subarray(p.byteOffset - space.byteOffset, end - space.byteOffset + chunk.length);
+      return;
+    }
+    const grown = Buffer.allocUnsafe(Math.max(4096, 2 * (p.length + chunk.length)));
+    p.copy(grown, 0);
+    chunk.copy(grown, p.length);
+    this.#space = grown;
+    this.#pending = grown.subarray(0, p.length + chunk.length);
+  }
+
+  /** Where `pattern` starts in the pending bytes, searching only what was not searched before. */
+  #find(pattern: string): number {
+    const at = this.#pending.indexOf(pattern, Math.max(0, this.#scanned - (pattern.length - 1)), 'latin1');
+    this.#scanned = at < 0 ? this.#pending.length : at;
+    return at;
+  }
+
   /** Reads the status line and headers; false until the blank line has arrived. */
   #head(): boolean {
-    const end = this.#pending.indexOf('\r\n\r\n');
+    const end = this.#find('\r\n\r\n');
     if (end < 0) {
       if (this.#pending.length > this.#maxHeader) throw broken(`header block over ${this.#maxHeader} bytes`);
       return false;
@@ -183,11 +223,10 @@ export class HttpResponseParser {
 
   /** One CRLF-terminated line (without the CRLF), or undefined if it has not all arrived. */
   #line(): string | undefined {
-    const end = this.#pending.indexOf('\r\n');
-    if (end < 0) {
-      if (this.#pending.length > 1024) throw broken('chunk line too long');
-      return undefined;
-    }
+    const end = this.#find('\r\n');
+    // The bound holds however the bytes were cut: a long line is refused whether or not its end has arrived.
+    if ((end < 0 ? this.#pending.length : end) > MAX_LINE_BYTES) throw broken('chunk line too long');
+    if (end < 0) return undefined;
     const line = this.#take(end + 2).toString('latin1', 0, end);
     return line;
   }
@@ -195,6 +234,7 @@ export class HttpResponseParser {
   #take(n: number): Buffer {
     const out = this.#pending.subarray(0, n);
     this.#pending = this.#pending.subarray(n);
+    this.#scanned = 0;
     return out;
   }
 
