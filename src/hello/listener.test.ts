@@ -251,4 +251,24 @@ describe('hello listener limits', () => {
     await h.listener.close();
     await pending;
   });
+
+  it('waits on close for hellos still being handed over, so none reaches a closed store', async () => {
+    let finish: (() => void) | undefined;
+    let handled = false;
+    const h = await start({
+      onHello: async () => {
+        await new Promise<void>((resolve) => (finish = resolve));
+        handled = true;
+      },
+    });
+    await send(h.port, [HELLO]);
+    await until(() => finish !== undefined, 'the handler to start');
+    let closed = false;
+    const closing = h.listener.close().then(() => (closed = true));
+    await sleep(50);
+    assert.equal(closed, false, 'close returned while a handler was still running');
+    finish?.();
+    await closing;
+    assert.equal(handled, true);
+  });
 });

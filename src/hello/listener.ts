@@ -55,7 +55,7 @@ export interface HelloCounters {
 export interface HelloListener {
   listen(): Promise<AddressInfo>;
   address(): AddressInfo;
-  /** Stops accepting and closes every open hello connection. */
+  /** Stops accepting, closes every open hello connection and waits for hellos being handed over. */
   close(): Promise<void>;
   counters(): HelloCounters;
 }
@@ -66,6 +66,8 @@ export const DEFAULT_HELLO_BACKLOG = 4096;
 export function createHelloListener(options: HelloListenerOptions): HelloListener {
   const { log } = options;
   const open = new Set<Socket>();
+  /** Handler calls not settled yet: close() waits for them, so none runs after the store closes. */
+  const handling = new Set<Promise<unknown>>();
   const counts = {
     connections: 0,
     received: 0,
@@ -94,7 +96,10 @@ export function createHelloListener(options: HelloListenerOptions): HelloListene
     };
     try {
       const result = options.onHello(hello, remote);
-      if (result instanceof Promise) result.catch(onError);
+      if (result instanceof Promise) {
+        const pending = result.catch(onError).finally(() => handling.delete(pending));
+        handling.add(pending);
+      }
     } catch (error) {
       onError(error);
     }
@@ -190,12 +195,13 @@ export function createHelloListener(options: HelloListenerOptions): HelloListene
     address() {
       return server.address() as AddressInfo;
     },
-    close() {
-      return new Promise<void>((resolve) => {
+    async close() {
+      await new Promise<void>((resolve) => {
         for (const socket of open) socket.destroy();
         if (!server.listening) return resolve();
         server.close(() => resolve());
       });
+      await Promise.all(handling);
     },
     counters() {
       return { ...counts, malformed: { ...counts.malformed }, dropped: { ...counts.dropped } };
