@@ -10,6 +10,8 @@
  *
  *   node --import tsx bench/provision.ts [--devices 1000] [--max-jobs 256] [--per-worker 500] [--log-level warn]
  *     [--profile server.cpuprofile] [--profile-floor floor.cpuprofile]
+ *   node --import tsx bench/provision.ts --db postgres://postgres@127.0.0.1/postgres [--nodes 2] [--devices 300]
+ *     (servers as child processes: SQLite 1 node, PostgreSQL 1 node and K nodes side by side; bench/provision-nodes.ts)
  *
  * Wall time (devices/s) runs from the first hello taken to the last device done. CPU is
  * process.cpuUsage() of this process from the moment the hello port opens (the fleet is
@@ -49,6 +51,7 @@ import { createDeviceCertificateIssuer } from '../src/provisioning/device-certif
 import { createRunner } from '../src/provisioning/runner.ts';
 import { Secret } from '../src/secret.ts';
 import { openStore } from '../src/store/open.ts';
+import { runNodesBench } from './provision-nodes.ts';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -407,6 +410,19 @@ async function floorPhase(connections: number, requests: number, verifyConnectio
   };
 }
 
+if (process.argv.includes('--db') || process.argv.includes('--nodes')) {
+  const db = arg('db', '');
+  await runNodesBench({
+    pgUrl: db.startsWith('postgres') ? db : undefined,
+    nodes: Number(arg('nodes', '1')),
+    devices: N,
+    maxJobs: MAX_JOBS,
+    perWorker: PER_WORKER,
+    logLevel: LOG_LEVEL,
+    tls: TLS,
+  });
+  process.exit(0);
+}
 const server = await serverPhase();
 if (process.argv.includes('--no-floor')) {
   process.stdout.write(`${JSON.stringify({ benchmark: 'provision', devices: N, server }, null, 2)}\n`);
