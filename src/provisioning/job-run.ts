@@ -75,6 +75,14 @@ function carried(data: JobData): JobData {
   return out;
 }
 
+/** The fenced progress write of a job another node holds (src/store/provisioning/sql-jobs.ts), however wrapped. */
+function leaseLost(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (isScsError(e) && e.details?.leaseLost === true) return true;
+  }
+  return false;
+}
+
 /** A message safe to store and print: ScsError messages carry no secrets by construction. */
 function failureOf(error: unknown): { code: string; message: string } {
   if (isScsError(error)) return { code: error.code, message: error.message };
@@ -136,6 +144,11 @@ export async function runJob(deps: JobRunDeps, queued: JobRow, signal: AbortSign
   } catch (error) {
     if (signal.aborted) {
       log.info({ step: ctx?.currentStep }, 'job interrupted by shutdown; it resumes at the next start');
+      return { state: 'interrupted' };
+    }
+    if (leaseLost(error)) {
+      // Another node claimed the job while this one stalled: it is that node's now; write nothing.
+      log.warn({ step: ctx?.currentStep }, 'job lease lost to another node: job dropped here');
       return { state: 'interrupted' };
     }
     const failure = failureOf(error);

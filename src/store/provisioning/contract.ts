@@ -272,7 +272,14 @@ export function runProvisioningContract(name: string, makeStore: () => Promise<S
         assert.deepEqual(await store.jobs.claim({ owner: 'n3', until: soon(30_000) }), []);
         // A live lease is not taken, not even by its own owner (a node claims only what nobody holds).
         assert.deepEqual(await store.jobs.claim({ owner: 'n1', until: soon(30_000), limit: 5 }), []);
-        // n1 lost `dead` to n2: a renewal says so.
+        // n1 lost `dead` to n2: its progress write is fenced off, and a renewal says so.
+        await assert.rejects(
+          store.jobs.update(dead.id, { step: 'facts', lease: { owner: 'n1', until: soon(30_000) } }, undefined, {
+            actor,
+          }),
+          (e) => isScsError(e, 'SCS_STORE_FAILED') && e.details?.leaseLost === true,
+        );
+        assert.equal((await store.jobs.get(dead.id))?.leaseOwner, 'n2');
         assert.deepEqual(await store.jobs.renewLeases('n1', [live.id, dead.id], soon(30_000)), [live.id]);
         await store.jobs.releaseLeases('n1', [live.id, dead.id]);
         assert.equal((await store.jobs.get(live.id))?.leaseOwner, null);

@@ -158,16 +158,26 @@ export class SqlJobs implements JobRepository {
         set.lease_until = change.lease.until.toISOString();
       }
       // One statement on the hot path (a progress write per step per job): RETURNING gives the row.
-      const updated = await q
-        .updateTable('jobs')
-        .set(set)
-        .where('id', '=', id)
-        .where('state', 'in', UNFINISHED)
-        .returningAll()
-        .executeTakeFirst();
+      let upd = q.updateTable('jobs').set(set).where('id', '=', id).where('state', 'in', UNFINISHED);
+      // Fencing: a write that renews a lease only lands while the writer holds it (or nobody
+      // does), so a node that stalled past its lease cannot take a job back from the node that
+      // claimed it (docs/operations.md, "Leases").
+      const owner = change.lease?.owner;
+      if (owner !== undefined)
+        upd = upd.where((eb) => eb.or([eb('lease_owner', '=', owner), eb('lease_owner', 'is', null)]));
+      const updated = await upd.returningAll().executeTakeFirst();
       if (updated === undefined) {
-        const current = await q.selectFrom('jobs').select('state').where('id', '=', id).executeTakeFirst();
+        const current = await q
+          .selectFrom('jobs')
+          .select(['state', 'lease_owner'])
+          .where('id', '=', id)
+          .executeTakeFirst();
         if (current === undefined) throw new ScsError('SCS_STORE_FAILED', `job ${id} does not exist`);
+        if (UNFINISHED.includes(current.state)) {
+          throw new ScsError('SCS_STORE_FAILED', `job ${id} is leased to another node`, {
+            details: { job: id, leaseLost: true },
+          });
+        }
         throw new ScsError('SCS_STORE_FAILED', `job ${id} is ${current.state}; a finished job does not change`, {
           details: { job: id, state: current.state },
         });
