@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { useTempStore } from '../../../test/helpers/temp-store.ts';
 import { isScsError } from '../../errors.ts';
 import type { Pid } from '../../psk/pid.ts';
 import { generatePsks } from '../../psk/service.ts';
+import { openPostgresStore } from '../postgres/open-postgres.ts';
+import { freshSchema, pgTestServer } from '../postgres/test-server.ts';
 import type { PskPage, PskState, Store } from '../store.ts';
 
 const actor = 'pages-test';
@@ -152,4 +157,49 @@ describe('psks.pages (the export read)', () => {
     );
     assert.deepEqual(await store.audit.list({ limit: 1 }), before);
   });
+});
+
+describe('psks.pages on PostgreSQL (string_agg)', async () => {
+  const server = await pgTestServer();
+  it(
+    'reads what iterateWithPps reads and moves every page, the audit chain intact',
+    { skip: server.skip, timeout: 120_000 },
+    async () => {
+      const fresh = await freshSchema(server.url as string);
+      const keyDir = mkdtempSync(path.join(tmpdir(), 'scs-pages-pg-'));
+      const { store } = await openPostgresStore({ url: fresh.url, masterKeyFile: path.join(keyDir, 'master.key') });
+      try {
+        await generatePsks(store, { count: 2500, batch: 'pg', actor });
+        const expected: Row[] = [];
+        for await (const r of store.psks.iterateWithPps({ state: 'available' }, reveal)) {
+          expected.push({
+            pid: r.pid,
+            pps: r.pps.reveal(),
+            batch: r.batch,
+            createdAt: r.createdAt.getTime(),
+            state: r.state,
+          });
+        }
+        const got: Row[] = [];
+        for await (const page of store.psks.pages({ state: 'available' }, reveal)) got.push(...rowsOf(page));
+        assert.deepEqual(got, expected);
+        let moved = 0;
+        await store.transaction(async (tx) => {
+          for await (const page of tx.psks.pages(
+            { state: 'available', to: 'transferred', reason: 'pg move' },
+            reveal,
+          )) {
+            moved += page.count;
+          }
+        });
+        assert.equal(moved, 2500);
+        assert.equal((await store.psks.countByState()).transferred, 2500);
+        assert.ok((await store.audit.verify()).ok);
+      } finally {
+        await store.close();
+        await fresh.drop();
+        rmSync(keyDir, { recursive: true, force: true });
+      }
+    },
+  );
 });
