@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { messageOf, query } from '../api.ts';
 import { when } from '../format.ts';
 import { AuditDetail } from '../parts/audit-detail.tsx';
+import { DeviceActions } from '../parts/device-actions.tsx';
 import { Problem } from '../parts/problem.tsx';
 import { StateBadge } from '../parts/state-badge.tsx';
 import { StepTrack } from '../parts/step-track.tsx';
@@ -12,7 +13,8 @@ import { useLoad } from '../use-load.ts';
 
 /**
  * One device: what the server knows, its TLS certificate, its jobs, its history (roles with
- * history.read), and its admin password on request (secret.reveal; audited by the server).
+ * history.read), its admin password on request (secret.reveal; audited by the server), and the
+ * actions after provisioning (device.write).
  */
 export function DeviceDetailPage({ uuid }: { readonly uuid: string }) {
   const { client, can } = useSession();
@@ -57,6 +59,8 @@ export function DeviceDetailPage({ uuid }: { readonly uuid: string }) {
                 <dd>{when(d.createdAt)}</dd>
               </dl>
               <AdminPassword
+                // A rotation rewrites the device record: a password revealed before is stale, so it is hidden again.
+                key={d.updatedAt}
                 uuid={uuid}
                 user={d.adminUser}
                 escrowed={d.adminPasswordEscrowed}
@@ -85,6 +89,16 @@ export function DeviceDetailPage({ uuid }: { readonly uuid: string }) {
               )}
             </section>
           </div>
+          {can('device.write') ? (
+            <DeviceActions
+              uuid={uuid}
+              provisioned={d.state === 'provisioned'}
+              hasCertificate={d.certificate !== null}
+              holdsPsk={d.pid !== null}
+              post={(p, body) => client.json('POST', p, { body })}
+              onDone={() => (device.reload(), jobs.reload())}
+            />
+          ) : null}
           <section class="card" aria-labelledby="dev-jobs">
             <h2 id="dev-jobs">Provisioning jobs</h2>
             <Problem message={jobs.error} />

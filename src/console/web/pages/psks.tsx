@@ -12,10 +12,11 @@ import { usePages } from '../use-pages.ts';
 import { PskExport } from './psk-export.tsx';
 import { PskGenerate } from './psk-generate.tsx';
 import { PskImport } from './psk-import.tsx';
+import { PskRevoke, REVOCABLE } from './psk-revoke.tsx';
 
 const PAGE = 50;
 
-/** The PSK inventory: batches, a filtered list (never a PPS), and generate / import / export by role. */
+/** The PSK inventory: batches, a filtered list (never a PPS), and generate / import / export / revoke by role. */
 export function PsksPage() {
   const { client, can } = useSession();
   const [batch, setBatch] = useState('');
@@ -32,6 +33,9 @@ export function PsksPage() {
     [batch, state, pages.cursor, changed],
   );
   const refresh = (): void => setChanged((c) => c + 1);
+  const [revoking, setRevoking] = useState<Psk | undefined>(undefined);
+  const [revoked, setRevoked] = useState<string | undefined>(undefined);
+  const canRevoke = can('psk.write');
   const batchNames = batches.value?.items.map((b) => b.name) ?? [];
   return (
     <div class="page">
@@ -123,6 +127,19 @@ export function PsksPage() {
           </button>
         </form>
         <Problem message={list.error} />
+        {revoking === undefined ? null : (
+          <PskRevoke
+            key={revoking.pid}
+            psk={revoking}
+            onCancel={() => setRevoking(undefined)}
+            onDone={(message) => (setRevoking(undefined), setRevoked(message), refresh())}
+          />
+        )}
+        {revoked === undefined ? null : (
+          <p class="ok" role="status" data-testid="psk-revoke-result">
+            {revoked}
+          </p>
+        )}
         <div class="table-wrap">
           <table data-testid="psk-list" aria-busy={list.loading}>
             <thead>
@@ -132,6 +149,11 @@ export function PsksPage() {
                 <th scope="col">State</th>
                 <th scope="col">Device</th>
                 <th scope="col">Changed</th>
+                {canRevoke ? (
+                  <th scope="col">
+                    <span class="sr-only">Action</span>
+                  </th>
+                ) : null}
               </tr>
             </thead>
             <tbody>
@@ -152,6 +174,19 @@ export function PsksPage() {
                     )}
                   </td>
                   <td class="muted">{when(p.updatedAt)}</td>
+                  {canRevoke ? (
+                    <td>
+                      {REVOCABLE.has(p.state) ? (
+                        <button
+                          type="button"
+                          class="danger small"
+                          onClick={() => (setRevoked(undefined), setRevoking(p))}
+                        >
+                          Revoke<span class="sr-only"> {p.pid}</span>
+                        </button>
+                      ) : null}
+                    </td>
+                  ) : null}
                 </tr>
               ))}
             </tbody>
