@@ -23,6 +23,7 @@ import {
 } from './harness.ts';
 
 const DEVICES = 5;
+const GENERATED = DEVICES * 2 + 4;
 const PASSPHRASE = 'correct horse battery staple';
 const skip = skipReason();
 if (skip !== undefined) console.log(`# browser tests skipped: ${skip}`);
@@ -160,16 +161,20 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
       () => page,
       async () => {
         await page.getByRole('link', { name: 'PSKs' }).click();
-        await page.getByLabel('How many').fill(String(DEVICES * 2 + 2));
+        // Devices, their renewal PSKs, spares for the bundle, one to revoke, one renewal after a partial unprovision.
+        await page.getByLabel('How many').fill(String(GENERATED));
         await page.locator('#gen-batch').fill('floor-1');
         await page.getByRole('button', { name: 'Generate PSKs' }).click();
         await page.locator('[data-testid="generate-task"][data-state="succeeded"]').waitFor();
-        assert.match(await page.getByTestId('generate-task').innerText(), /12 PSKs generated into batch floor-1/);
+        assert.match(
+          await page.getByTestId('generate-task').innerText(),
+          new RegExp(`${GENERATED} PSKs generated into batch floor-1`),
+        );
         // The list shows them, never a PPS.
         await page.locator('#f-batch').selectOption('floor-1');
         await page
           .locator('[data-testid="psk-list"] tbody tr')
-          .nth(DEVICES * 2 + 1)
+          .nth(GENERATED - 1)
           .waitFor();
 
         await page.locator('#exp-format').selectOption('csv');
@@ -328,8 +333,9 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
           assert.equal(await viewer.getByRole('link', { name: 'Audit log' }).count(), 0);
           await viewer.getByRole('link', { name: 'PSKs' }).click();
           await viewer.getByRole('heading', { name: 'Inventory' }).waitFor();
-          for (const name of ['Generate PSKs', 'Import file', 'Export and download'])
-            assert.equal(await viewer.getByRole('button', { name }).count(), 0, `no "${name}" for a viewer`);
+          await viewer.locator('[data-testid="psk-list"] tbody tr').first().waitFor();
+          for (const name of ['Generate PSKs', 'Import file', 'Export and download', /^Revoke/])
+            assert.equal(await viewer.getByRole('button', { name }).count(), 0, `no "${String(name)}" for a viewer`);
           await viewer.getByRole('link', { name: 'Profiles' }).click();
           await viewer.getByText('Your role can read profiles but not change them.').waitFor();
           await viewer.getByRole('link', { name: 'Devices' }).click();
@@ -337,10 +343,112 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
           await viewer.getByRole('heading', { name: 'TLS certificate' }).waitFor();
           assert.equal(await viewer.getByRole('button', { name: /Reveal admin password/ }).count(), 0);
           assert.equal(await viewer.getByRole('heading', { name: 'History' }).count(), 0);
+          assert.equal(await viewer.getByTestId('device-actions').count(), 0, 'no device actions for a viewer');
           await screenshot(viewer, '11-viewer-device');
         } finally {
           await viewer.close();
         }
+      },
+    ),
+  );
+
+  let actedOn = '';
+
+  it(
+    "rotates a device's admin password and re-syncs its time from the device page",
+    onFailure(
+      () => page,
+      async () => {
+        actedOn = fleet?.devices[0]?.uuid ?? '';
+        assert.notEqual(actedOn, '', 'the fleet has a device');
+        await page.goto(`${scs.url}/#/devices/${actedOn}`);
+        const actions = page.getByTestId('device-actions');
+        await actions.waitFor();
+        const before = await scs.server.store.devices.get(actedOn);
+        await page.getByRole('button', { name: /Reveal admin password/ }).click();
+        const oldPassword = await page.getByTestId('admin-password').innerText();
+
+        await actions.getByRole('button', { name: 'Rotate admin password' }).click();
+        const result = page.getByTestId('device-action-result');
+        await result.and(page.locator('[data-action="rotate-password"]')).waitFor({ timeout: 120_000 });
+        assert.match(await result.innerText(), /New admin password set, checked with a login and escrowed/);
+        const rotated = await scs.server.store.devices.get(actedOn);
+        assert.notEqual(rotated?.adminEscrowId, before?.adminEscrowId, 'the device points at a new escrow row');
+        // The page reloaded the device: the old password is hidden, a reveal shows the new one.
+        await page.getByRole('button', { name: /Reveal admin password/ }).click();
+        const newPassword = await page.getByTestId('admin-password').innerText();
+        assert.notEqual(newPassword, oldPassword);
+        assert.ok(!scs.logs.some((l) => l.includes(newPassword)), 'the new password is in no log line');
+
+        await actions.getByRole('button', { name: 'Re-sync time' }).click();
+        await result.and(page.locator('[data-action="sync-time"]')).waitFor({ timeout: 120_000 });
+        assert.match(await result.innerText(), /Clock set from the server; it was (on time|\d+ s (ahead|behind))\./);
+        // Both actions are in the device's history, which the page reloaded after each.
+        const history = page.locator('section[aria-labelledby="dev-history"]');
+        await history.getByText('device.time_sync', { exact: true }).waitFor();
+        await history.getByText('device.rotate_password', { exact: true }).waitFor();
+        await screenshot(page, '12-device-password-rotated-time-synced');
+      },
+    ),
+  );
+
+  it(
+    'revokes an unused PSK from the inventory after a confirmation',
+    onFailure(
+      () => page,
+      async () => {
+        await page.getByRole('link', { name: 'PSKs' }).click();
+        await page.locator('#f-batch').selectOption('floor-1');
+        await page.locator('#f-state').selectOption('available');
+        const row = page.locator('[data-testid="psk-list"] tbody tr:has(.state-available)').first();
+        await row.waitFor();
+        const pid = (await row.locator('td').first().innerText()).trim();
+        // A cancelled confirmation changes nothing.
+        await row.getByRole('button', { name: `Revoke ${pid}` }).click();
+        await page.getByTestId('psk-revoke').getByRole('button', { name: 'Cancel' }).click();
+        await page.getByTestId('psk-revoke').waitFor({ state: 'detached' });
+        assert.equal((await scs.server.store.psks.get(parsePid(pid)))?.state, 'available');
+
+        await row.getByRole('button', { name: `Revoke ${pid}` }).click();
+        const confirm = page.getByTestId('psk-revoke');
+        await confirm.getByText('A revoked PSK cannot be restored.').waitFor();
+        await confirm.getByLabel(/^Reason/).fill('browser test: spare');
+        await confirm.getByRole('button', { name: `Yes, revoke ${pid}` }).click();
+        await page
+          .getByTestId('psk-revoke-result')
+          .filter({ hasText: `PSK ${pid} revoked` })
+          .waitFor();
+        assert.equal((await scs.server.store.psks.get(parsePid(pid)))?.state, 'revoked');
+        // The list (filtered on available) was reloaded and no longer holds it.
+        await page.getByTestId('psk-list').getByRole('cell', { name: pid, exact: true }).waitFor({ state: 'detached' });
+        await page.locator('#f-state').selectOption('revoked');
+        await page.getByTestId('psk-list').getByRole('cell', { name: pid, exact: true }).waitFor();
+        await screenshot(page, '13-psk-revoked');
+      },
+    ),
+  );
+
+  it(
+    'partially unprovisions a device after a confirmation, and sees it provisioned again from its next hello',
+    onFailure(
+      () => page,
+      async () => {
+        await page.goto(`${scs.url}/#/devices/${actedOn}`);
+        const actions = page.getByTestId('device-actions');
+        await actions.waitFor();
+        const succeeded = page.locator('section[aria-labelledby="dev-jobs"] tbody tr:has(.badge.state-succeeded)');
+        await succeeded.first().waitFor();
+        const jobsBefore = await succeeded.count();
+        await actions.getByRole('button', { name: 'Partial unprovision…' }).click();
+        const dialog = page.getByRole('alertdialog');
+        await dialog.getByText(/back to setup mode with its renewed PSK/).waitFor();
+        await dialog.getByRole('button', { name: 'Yes, partial unprovision' }).click();
+        const result = page.getByTestId('device-action-result');
+        await result.and(page.locator('[data-action="unprovision-partial"]')).waitFor({ timeout: 120_000 });
+        // The simulated device sends hellos again; the job list updates live as it is provisioned again.
+        await succeeded.nth(jobsBefore).waitFor({ timeout: 240_000 });
+        assert.equal((await scs.server.store.devices.get(actedOn))?.state, 'provisioned');
+        await screenshot(page, '14-device-partially-unprovisioned-and-reprovisioned');
       },
     ),
   );
@@ -365,7 +473,7 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
         }
         await page.getByRole('link', { name: 'Dashboard' }).click();
         await page.getByTestId('device-counts').waitFor();
-        await screenshot(page, '12-dashboard-phone-dark');
+        await screenshot(page, '15-dashboard-phone-dark');
         assert.ok(browser.requests.length > 20, `requests were recorded (${browser.requests.length})`);
         assert.deepEqual(externalRequests(browser.requests), []);
         assert.ok(
