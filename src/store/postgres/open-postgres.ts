@@ -80,7 +80,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       );
     });
     if (target.schema !== undefined) {
-      await sql`create schema if not exists ${sql.id(target.schema)}`.execute(db);
+      // Two nodes starting together may both create it: the loser's "already exists" is fine.
+      await sql`create schema if not exists ${sql.id(target.schema)}`.execute(db).catch(async (e: unknown) => {
+        const found = await sql`select 1 from pg_namespace where nspname = ${target.schema}`.execute(db);
+        if (found.rows.length === 0) throw e;
+      });
     }
     const before = await schemaVersion(db);
     assertNotNewer(before, migrations);

@@ -27,12 +27,15 @@ export class SqlCa implements CaRepository {
     const sealed = this.#ctx.box.seal(material.keyPkcs8.reveal(), KEY_AAD);
     const created = await write(this.#ctx, async (tx) => {
       const q = db(tx);
-      const existing = await q.selectFrom('ca').select('id').where('id', '=', 1).executeTakeFirst();
-      if (existing !== undefined) return false;
-      await q
+      // ON CONFLICT: two nodes starting together on one PostgreSQL database both find no CA;
+      // the second insert becomes a no-op and that node uses the first node's CA.
+      const inserted = await q
         .insertInto('ca')
         .values({ id: 1, cert_pem: material.certPem, key: sealed, created_at: nowIso() })
-        .execute();
+        .onConflict((oc) => oc.column('id').doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (inserted === undefined) return false;
       await appendAudit(tx, [{ actor: context.actor, action: 'ca.create', detail: { keyAlgorithm: 'RSA-2048' } }]);
       return true;
     });
