@@ -355,7 +355,7 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
   let actedOn = '';
 
   it(
-    "rotates a device's admin password and re-syncs its time from the device page",
+    "rotates a device's admin password, re-syncs its time and renews its certificate from the device page",
     onFailure(
       () => page,
       async () => {
@@ -388,6 +388,23 @@ describe('web console in Chromium', { skip: skip ?? false, timeout: 600_000 }, (
         await history.getByText('device.time_sync', { exact: true }).waitFor();
         await history.getByText('device.rotate_password', { exact: true }).waitFor();
         await screenshot(page, '12-device-password-rotated-time-synced');
+
+        // Renewal: not while the certificate is valid beyond the days given, then at once.
+        const fingerprint = async (): Promise<string> =>
+          (await scs.server.store.devices.get(actedOn))?.certFingerprint ?? '';
+        const oldFingerprint = await fingerprint();
+        await actions.getByLabel(/^Only if it expires within/).fill('30');
+        await actions.getByRole('button', { name: 'Renew TLS certificate' }).click();
+        await result.and(page.locator('[data-action="renew-certificate"]')).waitFor({ timeout: 120_000 });
+        assert.match(await result.innerText(), /^Not renewed: the certificate is valid until .+, beyond 30 days\.$/);
+        assert.equal(await fingerprint(), oldFingerprint);
+        await actions.getByLabel(/^Only if it expires within/).fill('');
+        await actions.getByRole('button', { name: 'Renew TLS certificate' }).click();
+        await result.filter({ hasText: /^New certificate issued/ }).waitFor({ timeout: 120_000 });
+        const newFingerprint = await fingerprint();
+        assert.notEqual(newFingerprint, oldFingerprint);
+        // The page shows the new certificate (it reloaded the device).
+        await page.locator('section[aria-labelledby="dev-cert"]').getByText(newFingerprint).waitFor();
       },
     ),
   );

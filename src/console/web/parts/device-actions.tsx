@@ -122,7 +122,7 @@ export function DeviceActions(props: DeviceActionsProps) {
       </div>
       <div class="actions">
         <div class="field">
-          <label for="renew-days">Only if it expires within (days, optional)</label>
+          <label for="renew-days">Only if it expires within (days; empty: now)</label>
           <input
             id="renew-days"
             inputMode="numeric"
