@@ -36,7 +36,18 @@ export interface RouteContext {
   readonly limits: ApiLimits;
 }
 
-export type ApiConfig = Pick<Config, 'dataDir' | 'apiMetricsAuth'>;
+/** The settings routes read: the data directory, /metrics access, and how device actions reach a device. */
+export type ApiConfig = Pick<
+  Config,
+  | 'dataDir'
+  | 'apiMetricsAuth'
+  | 'amtTlsPort'
+  | 'tlsMinVersion'
+  | 'tlsMaxVersion'
+  | 'tlsCiphers'
+  | 'connectTimeoutMs'
+  | 'callTimeoutMs'
+>;
 
 export interface ApiLimits {
   /** Above this count, POST /psks/generate runs as a background task (202). */

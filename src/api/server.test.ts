@@ -6,6 +6,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { createMetrics } from '../metrics.ts';
 import type { Pid } from '../psk/pid.ts';
@@ -16,6 +17,9 @@ import type { Store } from '../store/store.ts';
 import { runnerEventSource, type ProvisioningEvent, type ProvisioningEventSource } from './events.ts';
 import { startApi, type StartedApi } from './server.ts';
 import { createToken } from './tokens.ts';
+
+/** Every setting at its default; each test overrides what it is about. */
+const DEFAULTS = loadConfig({ env: {} });
 
 interface SseEvent {
   id?: string;
@@ -111,6 +115,7 @@ describe('REST API over a real socket', () => {
     started = await startApi(
       {
         config: {
+          ...DEFAULTS,
           dataDir: dir,
           apiMetricsAuth: 'token',
           apiHost: '127.0.0.1',
@@ -230,6 +235,7 @@ describe('REST API over a real socket', () => {
     const source = new FakeProvisioning();
     const api = await startApi({
       config: {
+        ...DEFAULTS,
         dataDir: extraDir,
         apiMetricsAuth: 'none',
         apiHost: '127.0.0.1',
@@ -299,6 +305,7 @@ describe('REST API over HTTPS', () => {
     });
     const api = await startApi({
       config: {
+        ...DEFAULTS,
         dataDir: dir,
         apiMetricsAuth: 'token',
         apiHost: '127.0.0.1',
@@ -337,6 +344,7 @@ describe('REST API over HTTPS', () => {
       await assert.rejects(
         startApi({
           config: {
+            ...DEFAULTS,
             dataDir: dir,
             apiMetricsAuth: 'token',
             apiHost: '127.0.0.1',

@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import { ScsError } from '../errors.ts';
 import { createApi, type Api, type ApiDeps, type ApiOptions } from './app.ts';
 import { applyConnectionLimits } from './connection-limits.ts';
+import type { ApiConfig } from './context.ts';
 
 export interface StartedApi {
   readonly api: Api;
@@ -13,7 +14,8 @@ export interface StartedApi {
 }
 
 export type StartApiDeps = Omit<ApiDeps, 'config'> & {
-  readonly config: Pick<Config, 'dataDir' | 'apiMetricsAuth' | 'apiHost' | 'apiPort' | 'apiTlsCert' | 'apiTlsKey'> &
+  readonly config: ApiConfig &
+    Pick<Config, 'apiHost' | 'apiPort' | 'apiTlsCert' | 'apiTlsKey'> &
     Partial<Pick<Config, 'apiMaxConnections'>>;
 };
 

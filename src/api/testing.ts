@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { loadConfig } from '../config.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { openStore } from '../store/open.ts';
 import { Secret } from '../secret.ts';
@@ -64,7 +65,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<ApiHar
   let api: Api;
   try {
     api = await createApi(
-      { config: { dataDir: dir, apiMetricsAuth: 'token' }, store, log, ...options.deps },
+      { config: { ...loadConfig({ env: {} }), dataDir: dir, apiMetricsAuth: 'token' }, store, log, ...options.deps },
       { countsIntervalMs: 10, ...options.api },
     );
     await api.ready();

@@ -54,6 +54,7 @@ describe('REST API over a real provisioning run', () => {
     api = await startApi(
       {
         config: {
+          ...scs.server.config,
           dataDir: scs.dir,
           apiMetricsAuth: 'token',
           apiHost: '127.0.0.1',

@@ -129,6 +129,7 @@ describe('secret hygiene end to end', () => {
     api = await startApi(
       {
         config: {
+          ...scs.server.config,
           dataDir: scs.dir,
           apiMetricsAuth: 'token',
           apiHost: '127.0.0.1',

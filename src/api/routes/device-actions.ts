@@ -1,5 +1,4 @@
 import { Type, type FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
-import { loadConfig, type Config } from '../../config.ts';
 import { createCaMaterial, loadCa } from '../../crypto/ca.ts';
 import {
   renewCertificate,
@@ -16,11 +15,6 @@ import { problemResponse } from '../schemas.ts';
 const UUID = '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$';
 const UuidParam = Type.Object({ uuid: Type.String({ pattern: UUID, description: 'device UUID' }) });
 
-type AmtSettings = Pick<
-  Config,
-  'amtTlsPort' | 'tlsMinVersion' | 'tlsMaxVersion' | 'tlsCiphers' | 'connectTimeoutMs' | 'callTimeoutMs'
->;
-
 const ERRORS = {
   404: problemResponse('SCS_DEVICE_NOT_FOUND'),
   409: problemResponse('SCS_DEVICE_STATE_INVALID: not provisioned, or no way to reach it'),
@@ -34,17 +28,7 @@ const ERRORS = {
  */
 export const deviceActionRoutes: FastifyPluginCallbackTypebox<RouteOptions> = (app, { ctx }, done) => {
   const { store, log } = ctx;
-  // The server passes its whole Config; the API only types the part it always needs.
-  const given = ctx.config as Partial<AmtSettings>;
-  const defaults = loadConfig({ env: {} });
-  const amt: AmtSettings = {
-    amtTlsPort: given.amtTlsPort ?? defaults.amtTlsPort,
-    tlsMinVersion: given.tlsMinVersion ?? defaults.tlsMinVersion,
-    tlsMaxVersion: given.tlsMaxVersion ?? defaults.tlsMaxVersion,
-    tlsCiphers: given.tlsCiphers ?? defaults.tlsCiphers,
-    connectTimeoutMs: given.connectTimeoutMs ?? defaults.connectTimeoutMs,
-    callTimeoutMs: given.callTimeoutMs ?? defaults.callTimeoutMs,
-  };
+  const amt = ctx.config;
   const deps = async (actor: string, uuid: string): Promise<DeviceOpsDeps> => {
     // An unknown device is a 404 before anything else happens (no CA is made for it).
     if ((await store.devices.get(uuid)) === undefined) {
