@@ -63,7 +63,7 @@ async function child(port: number, rate: number, seconds: number): Promise<void>
   }
   while (open > 0) await sleep(10);
   const ms = performance.now() - started;
-  process.send?.({ sent, skipped, failed, ms });
+  process.send?.({ sent, skipped, failed, ms }, () => process.disconnect());
 }
 
 async function provisionOne(scs: TestScs, port: number): Promise<number> {
