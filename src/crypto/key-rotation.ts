@@ -4,7 +4,7 @@ import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ScsError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { MASTER_KEY_BYTES, parseMasterKey } from './masterKey.ts';
+import { errnoOf, MASTER_KEY_BYTES, parseMasterKey, syncDir } from './masterKey.ts';
 
 /**
  * The key files of a master key rotation (docs/security.md, "Keys and backups"). The database
@@ -123,21 +123,4 @@ export async function finishInterruptedRotation(
   await installPendingKey(keyFile);
   log?.warn({ file: keyFile }, 'completed an interrupted master key rotation: the new key is now in the key file');
   return next;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, fsConstants.O_RDONLY);
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Best effort: not every platform opens a directory; the files themselves are synced.
-  }
-}
-
-function errnoOf(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
 }

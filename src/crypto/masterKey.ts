@@ -115,8 +115,8 @@ async function createKeyFile(file: string): Promise<MasterKey> {
   return { key: new Secret(key), file, created: true, mode: 0o600 };
 }
 
-/** Makes the new directory entry durable; not every platform can open a directory. */
-async function syncDir(dir: string): Promise<void> {
+/** Makes a new directory entry durable; not every platform can open a directory. */
+export async function syncDir(dir: string): Promise<void> {
   try {
     const handle = await open(dir, fsConstants.O_RDONLY);
     try {
@@ -129,6 +129,6 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-function errnoOf(e: unknown): string | undefined {
+export function errnoOf(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
 }
