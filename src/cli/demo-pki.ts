@@ -12,7 +12,8 @@ import { generateProvisioningChain } from '../pki/generate-chain.ts';
 import type { PkiFinished } from '../pki/provisioner.ts';
 import { storeChain } from '../pki/service.ts';
 import { Secret } from '../secret.ts';
-import { demoConfig, percentile, type DemoSummary, type DeviceOutcome } from './demo.ts';
+import { demoConfig } from './demo.ts';
+import { summarize, type DemoSummary, type DeviceOutcome } from './demo-summary.ts';
 import type { Io } from './io.ts';
 
 const DEMO_DOMAIN = 'demo.example';
@@ -123,23 +124,7 @@ export async function runPkiDemo(
         message: ok === undefined ? (last?.message ?? refusal?.message ?? null) : null,
       };
     });
-    const times = outcomes
-      .map((x) => x.ms)
-      .filter((x): x is number => x !== null)
-      .sort((a, b) => a - b);
-    return {
-      devices: o.devices,
-      provisioned: outcomes.filter((x) => x.state === 'provisioned').length,
-      failed: outcomes.filter((x) => x.state === 'failed').length,
-      pending: outcomes.filter((x) => x.state === 'pending').length,
-      elapsedMs: Date.now() - started,
-      msPerDevice:
-        times.length === 0
-          ? null
-          : { min: times[0] ?? 0, p50: percentile(times, 50), p99: percentile(times, 99), max: times.at(-1) ?? 0 },
-      outcomes,
-      dataDir: o.keep ? dir : null,
-    };
+    return summarize(outcomes, Date.now() - started, o.keep ? dir : null);
   } finally {
     if (ticker !== undefined) clearInterval(ticker);
     for (const d of devices) d.sender.stop();

@@ -14,6 +14,7 @@ import { generatePid, generatePps } from '../psk/generate.ts';
 import type { JobFinished } from '../provisioning/runner.ts';
 import { Secret } from '../secret.ts';
 import { runPkiDemo } from './demo-pki.ts';
+import { summarize, summaryTable, type DemoSummary, type DeviceOutcome } from './demo-summary.ts';
 import type { Io } from './io.ts';
 
 interface DemoFlags {
@@ -25,44 +26,12 @@ interface DemoFlags {
   mode: string;
 }
 
-export interface DeviceOutcome {
-  readonly index: number;
-  readonly uuid: string;
-  readonly address: string;
-  readonly state: 'provisioned' | 'failed' | 'pending';
-  /** Hello to verified Post, for a provisioned device. */
-  readonly ms: number | null;
-  readonly jobs: number;
-  readonly code: string | null;
-  readonly message: string | null;
-}
-
-export interface DemoSummary {
-  readonly devices: number;
-  readonly provisioned: number;
-  readonly failed: number;
-  readonly pending: number;
-  readonly elapsedMs: number;
-  readonly msPerDevice: {
-    readonly min: number;
-    readonly p50: number;
-    readonly p99: number;
-    readonly max: number;
-  } | null;
-  readonly outcomes: readonly DeviceOutcome[];
-  readonly dataDir: string | null;
-}
-
 function count(text: string, flag: string, min: number, max: number): number {
   const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) {
     throw new ScsError('SCS_ARGUMENT_INVALID', `${flag} must be a whole number ${min}..${max}, got "${text}"`);
   }
   return n;
-}
-
-export function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 }
 
 /** The settings the demo forces: its own data directory, loopback, free ports; the rest from flags/env. */
@@ -102,7 +71,11 @@ export function registerDemoCommands(program: Command, io: Io): void {
     .option('--deadline <s>', 'seconds to wait for every device (default 60 + N/10)')
     .option('--keep', 'keep the temporary data directory (database, master key, server log)')
     .option('--json', 'the summary as JSON on stdout')
-    .option('--mode <mode>', 'psk (PID/PPS hellos) or pki (certificate-based setup, version 3 hellos; docs/pki.md)', 'psk')
+    .option(
+      '--mode <mode>',
+      'psk (PID/PPS hellos) or pki (certificate-based setup, version 3 hellos; docs/pki.md)',
+      'psk',
+    )
     .action(async (flags: DemoFlags, command: Command) => {
       if (flags.mode !== 'psk' && flags.mode !== 'pki') {
         throw new ScsError('SCS_ARGUMENT_INVALID', `--mode must be psk or pki, got "${flags.mode}"`);
@@ -224,23 +197,7 @@ async function runDemo(
         message: ok === undefined ? (last?.job.errorMessage ?? null) : null,
       };
     });
-    const times = outcomes
-      .map((x) => x.ms)
-      .filter((x): x is number => x !== null)
-      .sort((a, b) => a - b);
-    return {
-      devices: o.devices,
-      provisioned: outcomes.filter((x) => x.state === 'provisioned').length,
-      failed: outcomes.filter((x) => x.state === 'failed').length,
-      pending: outcomes.filter((x) => x.state === 'pending').length,
-      elapsedMs: Date.now() - started,
-      msPerDevice:
-        times.length === 0
-          ? null
-          : { min: times[0] ?? 0, p50: percentile(times, 50), p99: percentile(times, 99), max: times.at(-1) ?? 0 },
-      outcomes,
-      dataDir: o.keep ? dir : null,
-    };
+    return summarize(outcomes, Date.now() - started, o.keep ? dir : null);
   } finally {
     bar?.stop();
     if (ticker !== undefined) clearInterval(ticker);
@@ -249,34 +206,4 @@ async function runDemo(
     await new Promise<void>((resolve) => logFile.end(() => resolve()));
     if (!o.keep) rmSync(dir, { recursive: true, force: true });
   }
-}
-
-export function summaryTable(s: DemoSummary): string[] {
-  const lines: string[] = [];
-  const all = s.provisioned === s.devices;
-  lines.push(
-    `${all ? 'all ' : ''}${s.provisioned} of ${s.devices} devices provisioned and verified in ${(s.elapsedMs / 1000).toFixed(1)} s` +
-      (s.failed > 0 ? `, ${s.failed} failed` : '') +
-      (s.pending > 0 ? `, ${s.pending} never reached` : ''),
-  );
-  if (s.msPerDevice !== null) {
-    const t = s.msPerDevice;
-    lines.push(`hello -> verified per device: min ${t.min} ms, median ${t.p50} ms, p99 ${t.p99} ms, max ${t.max} ms`);
-  }
-  const shown = s.devices <= 50 ? s.outcomes : s.outcomes.filter((x) => x.state !== 'provisioned');
-  if (shown.length > 0) {
-    lines.push('');
-    lines.push(
-      `${'#'.padStart(4)}  ${'device UUID'.padEnd(36)}  ${'address'.padEnd(15)}  ${'result'.padEnd(11)}  ${'time'.padStart(8)}  jobs  reason`,
-    );
-    for (const x of shown) {
-      lines.push(
-        `${String(x.index).padStart(4)}  ${x.uuid}  ${x.address.padEnd(15)}  ${x.state.padEnd(11)}  ` +
-          `${x.ms === null ? '-'.padStart(8) : `${x.ms} ms`.padStart(8)}  ${String(x.jobs).padStart(4)}  ` +
-          `${x.code === null ? '' : `${x.code}: ${x.message ?? ''}`}`,
-      );
-    }
-  }
-  if (s.dataDir !== null) lines.push('', `data directory kept: ${s.dataDir}`);
-  return lines;
 }
