@@ -207,6 +207,7 @@ async function serverPhase(): Promise<
     timeoutMs: config.helloTimeoutMs,
     onHello: (hello, remote) => {
       firstHello ??= performance.now();
+      if (hello.version !== 2) return undefined; // the bench's devices send version 2 hellos only
       return runner.accept(hello, remote).then(() => undefined);
     },
     log,

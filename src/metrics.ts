@@ -12,7 +12,7 @@ export interface Metrics {
   readonly hellosMalformed: Counter<'reason'>;
   /** A hello for a device that already has an unfinished job. */
   readonly hellosDuplicate: Counter;
-  /** Not connected back to: unknown_pid, pid_unusable, pki_unsupported, stopping. */
+  /** Not connected back to: unknown_pid, pid_unusable, stopping. */
   readonly hellosRejected: Counter<'reason'>;
   /** Dropped before any lookup by hello admission (src/hello/rate-limit.ts), by address / pid / pending. */
   readonly hellosRateLimited: Counter<'by'>;

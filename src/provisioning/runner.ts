@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { AmtClientStats } from '../amt/client.ts';
 import { tlsSecureContext } from '../amt/tls-psk.ts';
 import type { Ca } from '../crypto/ca.ts';
-import type { Hello } from '../hello/decode.ts';
+import type { HelloV2 } from '../hello/decode.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PskState } from '../store/lifecycle.ts';
@@ -63,7 +63,6 @@ export type AcceptOutcome =
   | { readonly kind: 'duplicate' }
   | { readonly kind: 'unknown_pid' }
   | { readonly kind: 'pid_unusable'; readonly state: PskState }
-  | { readonly kind: 'pki_unsupported' }
   | { readonly kind: 'stopping' };
 
 export interface JobFinished {
@@ -181,26 +180,13 @@ export class Runner extends EventEmitter<RunnerEvents> {
    * or transferred PID is audited and never connected back to. Otherwise, in one transaction,
    * the PSK goes `in_use` and a queued job is created; the job runs when a slot is free.
    */
-  async accept(hello: Hello, remoteAddress: string): Promise<AcceptOutcome> {
+  async accept(hello: HelloV2, remoteAddress: string): Promise<AcceptOutcome> {
     const address = normalizeAddress(remoteAddress);
     const m = this.#metrics;
     m?.hellosReceived.inc();
     if (this.#stopping) {
       m?.hellosRejected.inc({ reason: 'stopping' });
       return { kind: 'stopping' };
-    }
-    if (hello.version === 3) {
-      m?.hellosRejected.inc({ reason: 'pki_unsupported' });
-      this.#log.warn(
-        { uuid: hello.uuid, address, hashes: hello.hashes.length },
-        'certificate-based setup is not configured: version 3 hello ignored',
-      );
-      await this.#store.audit.append({
-        actor: this.#actor,
-        action: 'hello.pki_unsupported',
-        detail: { uuid: hello.uuid, address, hashes: hello.hashes.length, retryCount: hello.retryCount },
-      });
-      return { kind: 'pki_unsupported' };
     }
     if (this.#active.has(hello.uuid)) return this.#duplicate(hello.uuid, address);
     const { pid, uuid } = hello;

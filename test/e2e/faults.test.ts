@@ -223,7 +223,7 @@ describe('hellos the server does not connect back to', () => {
     }
   });
 
-  it('a version 3 hello is recorded and answered "certificate-based setup is not configured"', async () => {
+  it('refuses a version 3 hello when no provisioning certificate is imported, telling the operator to import one', async () => {
     const scs = await startTestScs({ amtTlsPort: randomPort() });
     try {
       const hello = encodePkiHello(
@@ -231,10 +231,12 @@ describe('hellos the server does not connect back to', () => {
         [{ algorithm: 2, hash: new Uint8Array(32).fill(7) }],
       );
       await sendHello(scs.helloPort, hello);
-      await waitFor(
-        async () => (await scs.store.audit.list({ action: 'hello.pki_unsupported', limit: 1 })).length === 1,
+      await waitFor(async () => (await scs.store.audit.list({ action: 'hello.pki_refused', limit: 1 })).length === 1);
+      const [entry] = await scs.store.audit.list({ action: 'hello.pki_refused', limit: 1 });
+      assert.equal(entry?.detail.code, 'SCS_PKI_NO_MATCHING_ROOT');
+      assert.ok(
+        scs.logs.some((l) => l.includes('no provisioning certificate is imported') && l.includes('pki import')),
       );
-      assert.ok(scs.logs.some((l) => l.includes('certificate-based setup is not configured')));
       assert.deepEqual(await scs.store.jobs.list(), []);
     } finally {
       await scs.stop();
