@@ -55,6 +55,14 @@ describe('device setup', () => {
     assert.match(refused({ uuid: UUID, admin: { username: 'admin', digestHa1: 'xyz' } }), /digestHa1/);
   });
 
+  it('offers certificate-based setup only from AMT 7 on, as firmware does', () => {
+    assert.equal(resolveSetup({ uuid: UUID, provisioningState: 'In', pki: {} }).amtVersion, '11.8.50');
+    assert.match(
+      refused({ uuid: UUID, provisioningState: 'In', amtVersion: '6.2.0', pki: {} }),
+      /certificate-based setup \(pki\) needs AMT 7 or later/,
+    );
+  });
+
   it('accepts the state by name or number', () => {
     const pid = generatePid();
     const pps = generatePps();

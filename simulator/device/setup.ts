@@ -53,6 +53,13 @@ export function stateName(v: ProvisioningStateValue): ProvisioningStateName {
 }
 
 export const DEFAULT_AMT_VERSION = '6.2.0';
+/** Default of a device set up for certificate-based setup, which AMT offers from version 7 on. */
+export const DEFAULT_PKI_AMT_VERSION = '11.8.50';
+
+/** The major number of a MAJOR.MINOR.BUILD version. */
+export function amtMajor(version: string): number {
+  return Number(version.split('.')[0]);
+}
 export const DEFAULT_MEBX_PASSWORD = 'admin';
 
 export interface Psk {
@@ -149,7 +156,7 @@ export function resolveSetup(input: unknown): ResolvedSetup {
   const mebx = str(o, 'mebxPassword') ?? DEFAULT_MEBX_PASSWORD;
   if (!/^[\x20-\x7e]{1,32}$/.test(mebx)) fail('mebxPassword', 'must be 1..32 printable ASCII characters');
 
-  const amtVersion = str(o, 'amtVersion') ?? DEFAULT_AMT_VERSION;
+  const amtVersion = str(o, 'amtVersion') ?? (o.pki === undefined ? DEFAULT_AMT_VERSION : DEFAULT_PKI_AMT_VERSION);
   if (!VERSION.test(amtVersion)) fail('amtVersion', `"${amtVersion}" is not MAJOR.MINOR.BUILD`);
 
   const hostName = str(o, 'hostName') ?? '';
@@ -184,6 +191,9 @@ export function resolveSetup(input: unknown): ResolvedSetup {
       ...(users as string[]).map((h, i) => userHash(h.toLowerCase(), `user-added ${i + 1}`)),
     ];
     pki = { dnsSuffix, hashes };
+    // IPS_HostBasedSetupService (AdminSetup) exists from AMT 7 on (protocol.md §6 "Related").
+    if (amtMajor(amtVersion) < 7)
+      fail('amtVersion', `certificate-based setup (pki) needs AMT 7 or later, got ${amtVersion}`);
   }
   if (provisioningState === 1 && psk === undefined && pki === undefined)
     fail('provisioningState', 'In needs a pid and pps (PSK) or pki settings (certificate-based setup)');

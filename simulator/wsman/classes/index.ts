@@ -1,4 +1,5 @@
 import type { AmtModel } from '../../device/model.ts';
+import { amtMajor } from '../../device/setup.ts';
 import type { ResourceClass } from '../resource.ts';
 import { generalSettings } from './general-settings.ts';
 import { hostBasedSetupService } from './host-based-setup.ts';
@@ -20,6 +21,7 @@ export function amtClasses(model: AmtModel): ResourceClass[] {
     publicKeyCertificate(model),
     tlsCredentialContext(model),
     tlsSettingData(model),
-    hostBasedSetupService(model),
+    // AMT 7 and later only: a 6.x device answers it wsa:DestinationUnreachable, as real firmware does.
+    ...(amtMajor(model.amtVersion) >= 7 ? [hostBasedSetupService(model)] : []),
   ];
 }
