@@ -30,7 +30,7 @@ export function registerKeyCommands(program: Command, io: Io): void {
       const file = sqliteFileOf(
         config,
         'key rotate',
-        'on PostgreSQL stop the servers, then run it from a build with the PostgreSQL adapter',
+        'rotation of a PostgreSQL installation is not implemented yet (docs/security.md, "Keys and backups")',
       );
       const log = createLogger(config.logLevel);
       const result = await rotateSqliteMasterKey({ file, masterKeyFile: config.masterKeyFile, actor: cliActor(), log });
