@@ -119,7 +119,7 @@ export function connectTls(options: TlsConnectOptions): Promise<TLSSocket> {
   return handshake(tlsOptions, { host, port, kind: 'TLS', timeoutMs: options.timeoutMs, signal: options.signal });
 }
 
-interface HandshakeContext {
+export interface HandshakeContext {
   readonly host: string;
   readonly port: number;
   readonly kind: 'TLS-PSK' | 'TLS';
@@ -128,7 +128,8 @@ interface HandshakeContext {
   readonly signal: AbortSignal | undefined;
 }
 
-function handshake(tlsOptions: ConnectionOptions, ctx: HandshakeContext): Promise<TLSSocket> {
+/** Connects and settles once: the socket after secureConnect, or a typed error (timeout, abort, TLS failure). */
+export function handshake(tlsOptions: ConnectionOptions, ctx: HandshakeContext): Promise<TLSSocket> {
   const { signal } = ctx;
   if (signal?.aborted) return Promise.reject(abortError(signal));
   return new Promise<TLSSocket>((resolve, reject) => {

@@ -1,9 +1,8 @@
 import type { KeyObject } from 'node:crypto';
-import tls, { type ConnectionOptions, type TLSSocket } from 'node:tls';
-import { abortError } from '../amt/abort.ts';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { hostHeader } from '../amt/connect.ts';
 import { createSocketTransport, type HttpTransport } from '../amt/http/transport.ts';
-import { classifyTlsError } from '../amt/tls-psk.ts';
+import { handshake } from '../amt/tls-psk.ts';
 import type { TlsVersion } from '../config.ts';
 import { ScsError } from '../errors.ts';
 
@@ -31,7 +30,6 @@ function fingerprint(socket: TLSSocket): string | undefined {
 }
 
 export function connectMutualTls(o: MutualTlsOptions, signal: AbortSignal): Promise<TLSSocket> {
-  if (signal.aborted) return Promise.reject(abortError(signal));
   const legacy = o.minVersion !== 'TLSv1.2';
   const options: ConnectionOptions = {
     host: o.host,
@@ -44,53 +42,21 @@ export function connectMutualTls(o: MutualTlsOptions, signal: AbortSignal): Prom
     maxVersion: o.maxVersion,
     ...(legacy ? { ciphers: 'DEFAULT:@SECLEVEL=0' } : {}),
   };
-  const ctx = { host: o.host, port: o.port, kind: 'TLS' as const };
-  return new Promise<TLSSocket>((resolve, reject) => {
-    const socket = tls.connect(options);
-    let done = false;
-    const settle = (error?: Error): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      socket.off('error', onError);
-      if (error === undefined) return resolve(socket);
-      socket.destroy();
-      reject(error);
-    };
-    const onError = (error: Error): void => settle(classifyTlsError(error, ctx));
-    const onAbort = (): void => settle(abortError(signal));
-    const timer = setTimeout(
-      () =>
-        settle(
-          new ScsError(
-            'SCS_TLS_TIMEOUT',
-            `TLS to ${o.host}:${o.port}: no completed handshake within ${o.connectTimeoutMs} ms`,
-            {
-              details: { host: o.host, port: o.port, timeoutMs: o.connectTimeoutMs },
-            },
-          ),
-        ),
-      o.connectTimeoutMs,
-    );
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.on('error', onError);
-    socket.once('secureConnect', () => {
+  return handshake(options, { host: o.host, port: o.port, kind: 'TLS', timeoutMs: o.connectTimeoutMs, signal }).then(
+    (socket) => {
       const seen = fingerprint(socket);
       if (o.pin.sha256 === undefined) o.pin.sha256 = seen;
       else if (seen !== o.pin.sha256) {
-        settle(
-          new ScsError(
-            'SCS_TLS_CERT_REJECTED',
-            `TLS to ${o.host}:${o.port}: the device certificate changed during setup (expected SHA-256 ${o.pin.sha256})`,
-            { details: { host: o.host, port: o.port } },
-          ),
+        socket.destroy();
+        throw new ScsError(
+          'SCS_TLS_CERT_REJECTED',
+          `TLS to ${o.host}:${o.port}: the device certificate changed during setup (expected SHA-256 ${o.pin.sha256})`,
+          { details: { host: o.host, port: o.port } },
         );
-        return;
       }
-      settle();
-    });
-  });
+      return socket;
+    },
+  );
 }
 
 export function createMutualTlsTransport(o: MutualTlsOptions, requestTimeoutMs?: number): HttpTransport {
