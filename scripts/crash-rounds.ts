@@ -24,13 +24,18 @@
  * 6. every job resumes or ends with a reason: after the restart no job is queued or running,
  *    each failed job has an error code, every device is provisioned exactly once per round.
  *
- * Rounds cycle generate, import, export, provision. The first round of each kind runs without a
- * kill to time it; later ones are killed at a uniform random moment in 10..110 % of that time
- * (so some finish first, which is recorded). Prints a JSON summary; exit 1 if any invariant failed.
+ * Rounds cycle generate, import, export, provision. The kill is timed from the moment the work
+ * starts, not from the spawn: a CLI round runs at debug level and its work starts when it logs
+ * "PSK database open" (node and tsx start-up, tens of seconds on a loaded machine, is not work);
+ * a provisioning round's work starts when the fleet sends its first hellos. The first round of
+ * each kind runs without a kill and times its work (database open -> exit; first hello -> every
+ * device provisioned); later rounds are killed at a uniform random moment inside that duration,
+ * so nearly every kill lands mid-work (a round whose process finished first is recorded as such).
+ * Prints a JSON summary; exit 1 if any invariant failed.
  *
  * Run: node --import tsx scripts/crash-rounds.ts [--rounds 50] [--kill-window-ms 8000] [--out file.json]
  * (--kill-window-ms: no calibration runs; each kill at a uniform moment in 0..N ms after the
- * process started working, see CrashRunOptions.killWindow)
+ * work started, see CrashRunOptions.killWindow)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
@@ -59,10 +64,14 @@ type Kind = (typeof KINDS)[number];
 export interface RoundResult {
   readonly round: number;
   readonly kind: Kind;
-  /** ms after start the process was killed; null: the calibration run (no kill). */
+  /** ms after the work started (see the header) the process was killed; null: the calibration run (no kill). */
   readonly killAtMs: number | null;
-  /** The process had exited by itself before the kill. */
+  /** ms from the spawn to the start of the work (CLI: "PSK database open"; provision: first hellos). */
+  readonly workStartMs: number | null;
+  /** The process had exited by itself (provision: every device was provisioned) before the kill. */
   readonly finishedBeforeKill: boolean;
+  /** Killed after its work started and before it finished (provision: some device not yet provisioned). */
+  readonly killedMidWork: boolean;
   /** What the round changed, as seen after the restart (e.g. PSKs inserted, file present). */
   readonly effect: string;
   /** Invariant violations; empty = all held. */
@@ -76,8 +85,8 @@ export interface CrashRunOptions {
   readonly rounds: number;
   /**
    * Skip the calibration runs (quick variant for npm test): kill at a uniform moment in
-   * [fromMs, toMs] after the process started working: after the CLI's measured start-up time,
-   * or after the first hello for a provisioning round.
+   * [fromMs, toMs] after the process started working (the CLI logged "PSK database open", or the
+   * fleet sent its first hellos).
    */
   readonly killWindow?: { readonly fromMs: number; readonly toMs: number };
   readonly log?: (line: string) => void;
@@ -85,7 +94,20 @@ export interface CrashRunOptions {
 
 export interface CrashRunSummary {
   readonly rounds: number;
-  readonly byKind: Record<Kind, { rounds: number; killed: number; finishedBeforeKill: number }>;
+  readonly byKind: Record<
+    Kind,
+    {
+      rounds: number;
+      /** Rounds run without a kill to time the work. */
+      calibration: number;
+      /** The calibrated work duration (ms) the kills were drawn in; null with --kill-window-ms. */
+      workMs: number | null;
+      killedMidWork: number;
+      finishedBeforeKill: number;
+      violations: number;
+      errors: number;
+    }
+  >;
   readonly violations: number;
   /** Rounds whose process failed by itself (see RoundResult.error). */
   readonly errors: number;
@@ -104,10 +126,11 @@ interface Ctx {
   readonly csvs: string[];
   /** Devices (UUIDs) of provisioning rounds so far. */
   readonly devices: string[];
+  /** Work duration per kind, measured by its calibration round (ms from the work's start). */
   readonly calibrated: Partial<Record<Kind, number>>;
   readonly log: (line: string) => void;
-  /** CLI start-up time and the kill window, when killWindow was given. */
-  window?: { readonly startupMs: number; readonly fromMs: number; readonly toMs: number };
+  /** The kill window, when killWindow was given. */
+  readonly window?: { readonly fromMs: number; readonly toMs: number };
 }
 
 async function withStore<T>(ctx: Pick<Ctx, 'db' | 'key'>, fn: (store: Store) => Promise<T>): Promise<T> {
@@ -132,51 +155,81 @@ async function insert(store: Store, batch: string, n: number, state: 'available'
   return pairs.map((p) => p.pid);
 }
 
-function cli(ctx: Ctx, args: readonly string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', CLI, '--data-dir', ctx.dir, '--log-level', 'warn', ...args], {
+/** Logged (debug) by the store once it is open: where a CLI round's work starts. */
+const WORK_STARTED = 'PSK database open';
+
+function cli(ctx: Ctx, args: readonly string[], logLevel: 'debug' | 'warn' = 'warn'): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', CLI, '--data-dir', ctx.dir, '--log-level', logLevel, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', SCS_BUNDLE_PASSPHRASE: PASSPHRASE },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
 
-/** Runs `child`, kills it with SIGKILL after `killAtMs` (null: let it finish). */
-async function runKilled(
-  child: ChildProcess,
-  killAtMs: number | null,
-): Promise<{ finishedBeforeKill: boolean; ms: number; output: string; exitCode: number | null }> {
-  let output = '';
-  child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
-  child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
-  const started = performance.now();
-  const exited = once(child, 'exit');
-  let killed = false;
-  const timer =
-    killAtMs === null
-      ? undefined
-      : setTimeout(() => {
-          killed = child.kill('SIGKILL');
-        }, killAtMs);
-  const [exitCode] = (await exited) as [number | null];
-  clearTimeout(timer);
-  return { finishedBeforeKill: !killed, ms: performance.now() - started, output, exitCode };
+interface CliRun {
+  /** The process exited by itself (never killed). */
+  readonly finishedBeforeKill: boolean;
+  /** Killed after its work started (the marker) and before it exited. */
+  readonly killedMidWork: boolean;
+  /** ms from the spawn to the work-start marker; null if it never came. */
+  readonly workStartMs: number | null;
+  /** ms from the work-start marker to the exit (what a calibration round measures); null without the marker. */
+  readonly workMs: number | null;
+  readonly output: string;
+  readonly exitCode: number | null;
 }
 
+/**
+ * Runs a CLI `child` (spawned at debug level) and kills it with SIGKILL `killAtMs` after it logged
+ * that its work started (null: let it finish). The kill timer starts at the marker, so the
+ * start-up time of node and tsx, which varies with the machine's load, does not move the kill.
+ */
+async function runKilled(child: ChildProcess, killAtMs: number | null): Promise<CliRun> {
+  let output = '';
+  const started = performance.now();
+  let markerAt: number | undefined;
+  let killed = false;
+  let timer: NodeJS.Timeout | undefined;
+  const onData = (b: Buffer): void => {
+    output += b.toString();
+    if (markerAt !== undefined || !output.includes(WORK_STARTED)) return;
+    markerAt = performance.now();
+    if (killAtMs !== null) timer = setTimeout(() => (killed = child.kill('SIGKILL')), killAtMs);
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const exited = once(child, 'exit');
+  const [exitCode] = (await exited) as [number | null];
+  const ended = performance.now();
+  clearTimeout(timer);
+  return {
+    finishedBeforeKill: !killed,
+    killedMidWork: killed && markerAt !== undefined,
+    workStartMs: markerAt === undefined ? null : Math.round(markerAt - started),
+    workMs: markerAt === undefined ? null : Math.round(ended - markerAt),
+    output,
+    exitCode,
+  };
+}
+
+/** When to kill, in ms after the work started; null: the calibration round of this kind. */
 function killMoment(ctx: Ctx, kind: Kind): number | null {
   const w = ctx.window;
-  if (w !== undefined) {
-    return Math.round((kind === 'provision' ? 0 : w.startupMs) + w.fromMs + randomInt(Math.max(1, w.toMs - w.fromMs)));
-  }
-  const base = ctx.calibrated[kind];
-  if (base === undefined) return null;
-  return Math.round(base * (0.1 + randomInt(1001) / 1000));
+  if (w !== undefined) return Math.round(w.fromMs + randomInt(Math.max(1, w.toMs - w.fromMs) + 1));
+  const work = ctx.calibrated[kind];
+  if (work === undefined) return null;
+  // Uniform inside the measured work: [0, work] ms after it started.
+  return randomInt(Math.max(1, Math.round(work)) + 1);
 }
 
 // ---------------------------------------------------------------- rounds
 
 interface RoundRun {
   readonly finishedBeforeKill: boolean;
-  readonly ms: number;
+  readonly killedMidWork: boolean;
+  readonly workStartMs: number | null;
+  /** The work's duration when not killed (calibration); null otherwise or unknown. */
+  readonly workMs: number | null;
   readonly effect: string;
   /** The process's own exit code; null when a signal ended it. */
   readonly exitCode: number | null;
@@ -185,7 +238,7 @@ interface RoundRun {
 
 async function roundGenerate(ctx: Ctx, round: number, killAtMs: number | null): Promise<RoundRun> {
   const batch = `gen-r${round}`;
-  const r = await runKilled(cli(ctx, ['psk', 'generate', '--count', '30000', '--batch', batch]), killAtMs);
+  const r = await runKilled(cli(ctx, ['psk', 'generate', '--count', '30000', '--batch', batch], 'debug'), killAtMs);
   // Killed before its first chunk committed, the batch does not exist at all.
   const n = await withStore(ctx, async (s) =>
     (await s.batches.get(batch)) === undefined
@@ -212,7 +265,7 @@ async function roundImport(ctx: Ctx, round: number, killAtMs: number | null): Pr
     },
   );
   ctx.bundles.push({ file, batch: `bundle-r${round}`, pids });
-  const r = await runKilled(cli(ctx, ['psk', 'import', file]), killAtMs);
+  const r = await runKilled(cli(ctx, ['psk', 'import', file], 'debug'), killAtMs);
   const present = await withStore(ctx, async (s) => {
     let n = 0;
     for (const pid of pids) if ((await s.psks.get(pid)) !== undefined) n++;
@@ -226,7 +279,10 @@ async function roundExport(ctx: Ctx, round: number, killAtMs: number | null): Pr
   await withStore(ctx, (s) => insert(s, batch, 3000, 'available'));
   const file = path.join(ctx.dir, `r${round}.csv`);
   ctx.csvs.push(file);
-  const r = await runKilled(cli(ctx, ['psk', 'export', '--format', 'csv', '--batch', batch, '--out', file]), killAtMs);
+  const r = await runKilled(
+    cli(ctx, ['psk', 'export', '--format', 'csv', '--batch', batch, '--out', file], 'debug'),
+    killAtMs,
+  );
   // What the next `psk export` does first.
   const recovered = await withStore(ctx, (s) => recoverPendingExports(s));
   const exported = await withStore(ctx, async (s) => (await s.psks.countByState({ batch })).exported);
@@ -298,7 +354,7 @@ async function roundProvision(ctx: Ctx, round: number, killAtMs: number | null):
         })),
       ),
     );
-    const started = performance.now();
+    const spawned = performance.now();
     fleet = await startFleet({
       devices,
       psks: pairs,
@@ -312,18 +368,22 @@ async function roundProvision(ctx: Ctx, round: number, killAtMs: number | null):
       timeFactor: 0.05,
       latencyMs: 20,
     });
+    // The work starts with the devices' first hellos, sent as the fleet starts.
+    const started = performance.now();
     ctx.devices.push(...fleet.devices.map((d) => d.uuid));
     const f = fleet;
-    let finishedBeforeKill = false;
     if (killAtMs === null) {
       await f.waitFor('all-provisioned', { timeoutMs: 240_000 });
+      // Calibration: from the first hellos until every device is provisioned.
+      const workMs = Math.round(performance.now() - started);
       await jobsDone(ctx);
-      // Calibration: the time the devices and their jobs took, from the first hello.
       first.kill('SIGTERM');
       const [code] = (await once(first, 'exit')) as [number | null];
       return {
         finishedBeforeKill: true,
-        ms: performance.now() - started,
+        killedMidWork: false,
+        workStartMs: Math.round(started - spawned),
+        workMs,
         effect: `${devices} provisioned (calibration)`,
         exitCode: code,
         output: '',
@@ -331,8 +391,9 @@ async function roundProvision(ctx: Ctx, round: number, killAtMs: number | null):
     }
     const wait = killAtMs - (performance.now() - started);
     if (wait > 0) await sleep(wait);
-    finishedBeforeKill = f.counts().post === devices;
     const post = f.counts().post;
+    // Mid-work: at least one device was not provisioned yet (its job certainly unfinished).
+    const finishedBeforeKill = post === devices;
     first.kill('SIGKILL');
     await once(first, 'exit');
     // The restart: a new server on the same directory and ports runs until every device is done.
@@ -344,7 +405,9 @@ async function roundProvision(ctx: Ctx, round: number, killAtMs: number | null):
     const [code] = (await once(second, 'exit')) as [number | null];
     return {
       finishedBeforeKill,
-      ms: performance.now() - started,
+      killedMidWork: !finishedBeforeKill,
+      workStartMs: Math.round(started - spawned),
+      workMs: null,
       effect: `${post} of ${devices} provisioned at the kill, all after the restart`,
       exitCode: code,
       output: '',
@@ -457,6 +520,7 @@ export async function runCrashRounds(options: CrashRunOptions): Promise<CrashRun
   const dir = mkdtempSync(path.join(tmpdir(), 'scs-crash-'));
   const srcDir = path.join(dir, 'other-installation');
   const ctx: Ctx = {
+    ...(options.killWindow === undefined ? {} : { window: options.killWindow }),
     dir,
     srcDir,
     db: path.join(dir, 'scs.db'),
@@ -473,10 +537,6 @@ export async function runCrashRounds(options: CrashRunOptions): Promise<CrashRun
       s.profiles.update('default', { secrets: { currentMebxPassword: new Secret(MEBX) } }, { actor: 'crash-rounds' }),
     );
     await withStore({ db: path.join(srcDir, 'scs.db'), key: path.join(srcDir, 'master.key') }, () => Promise.resolve());
-    if (options.killWindow !== undefined) {
-      const startup = await runKilled(cli(ctx, ['--help']), null);
-      ctx.window = { startupMs: startup.ms, ...options.killWindow };
-    }
     for (let round = 1; round <= options.rounds; round++) {
       const kind = KINDS[(round - 1) % KINDS.length] as Kind;
       const killAtMs = killMoment(ctx, kind);
@@ -496,27 +556,39 @@ export async function runCrashRounds(options: CrashRunOptions): Promise<CrashRun
         // The harness itself failed (a server that did not start in time, a device that never
         // finished): recorded as this round's error; the invariants are still checked.
         const message = e instanceof Error ? e.message : String(e);
-        r = { finishedBeforeKill: false, ms: 0, effect: 'round aborted', exitCode: -1, output: message };
+        r = {
+          finishedBeforeKill: false,
+          killedMidWork: false,
+          workStartMs: null,
+          workMs: null,
+          effect: 'round aborted',
+          exitCode: -1,
+          output: message,
+        };
       }
       const error =
         r.exitCode !== null && r.exitCode !== 0
           ? `exited ${r.exitCode}: ${r.output.trim().split('\n').slice(-3).join(' | ')}`
           : null;
-      if (killAtMs === null && error === null) ctx.calibrated[kind] = r.ms;
+      if (killAtMs === null && error === null && r.workMs !== null) ctx.calibrated[kind] = r.workMs;
       const violations = await withStore(ctx, (s) => checkInvariants(ctx, s));
       const result: RoundResult = {
         round,
         kind,
         killAtMs,
+        workStartMs: r.workStartMs,
         finishedBeforeKill: killAtMs !== null && r.finishedBeforeKill,
+        killedMidWork: killAtMs !== null && r.killedMidWork,
         effect: r.effect,
         violations,
         error,
         ms: Math.round(performance.now() - started),
       };
       results.push(result);
+      const at = killAtMs === null ? `calibration, work ${r.workMs ?? '?'} ms` : `kill at work+${killAtMs} ms`;
+      const how = result.killedMidWork ? ' (mid-work)' : result.finishedBeforeKill ? ' (finished first)' : '';
       log(
-        `round ${round} ${kind} kill@${killAtMs ?? '-'}ms${result.finishedBeforeKill ? ' (finished first)' : ''}: ` +
+        `round ${round} ${kind} start ${r.workStartMs ?? '?'} ms, ${at}${how}: ` +
           `${r.effect}; ${violations.length === 0 ? 'invariants hold' : `VIOLATIONS: ${violations.join('; ')}`}` +
           (error === null ? '' : `; ERROR ${error}`),
       );
@@ -534,8 +606,12 @@ export async function runCrashRounds(options: CrashRunOptions): Promise<CrashRun
           k,
           {
             rounds: rs.length,
-            killed: rs.filter((r) => r.killAtMs !== null && !r.finishedBeforeKill).length,
+            calibration: rs.filter((r) => r.killAtMs === null).length,
+            workMs: ctx.calibrated[k] ?? null,
+            killedMidWork: rs.filter((r) => r.killedMidWork).length,
             finishedBeforeKill: rs.filter((r) => r.finishedBeforeKill).length,
+            violations: rs.reduce((n, r) => n + r.violations.length, 0),
+            errors: rs.filter((r) => r.error !== null).length,
           },
         ];
       }),
