@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isScsError } from '../errors.ts';
 import { generateDataKey, OVERHEAD, SecretBox } from './envelope.ts';
+import { SealWorker } from './seal-pool.ts';
 
 function plainOf(i: number): Buffer {
   return Buffer.from(`PPS-${String(i).padStart(28, '0')}`, 'latin1');
@@ -85,5 +86,60 @@ describe('seal worker: opening batches', () => {
     );
     assert.deepEqual(out.subarray(0, 32), plainOf(0));
     assert.deepEqual(out.subarray(599 * 32), plainOf(599));
+  });
+});
+
+describe('seal worker: threads', () => {
+  const key = generateDataKey();
+
+  /** Blobs of `owners` packed as SealWorker.open takes them, with the plaintexts they hold. */
+  function packed(box: SecretBox, owners: readonly string[]): { data: Buffer; lengths: Uint32Array; aad: Uint32Array } {
+    const blobs = owners.map((o, i) => box.seal(plainOf(i), o));
+    const data = Buffer.allocUnsafeSlow(blobs.reduce((n, b) => n + b.length, 0) + Buffer.byteLength(owners.join('')));
+    let at = 0;
+    for (const b of blobs) at += b.copy(data, at);
+    data.write(owners.join(''), at);
+    return {
+      data,
+      lengths: Uint32Array.from(blobs, (b) => b.length),
+      aad: Uint32Array.from(owners, (o) => Buffer.byteLength(o)),
+    };
+  }
+
+  it('starts a second thread only for a batch sent while the first is busy, and answers each batch with its own plaintexts', async () => {
+    const box = new SecretBox([[1, key]], 1);
+    const worker = new SealWorker(1, new Map([[1, Buffer.from(key)]]), 2);
+    try {
+      const owners = (tag: string): string[] =>
+        Array.from({ length: 400 }, (_, i) => `${tag}${String(i).padStart(4, '0')}`);
+      // One at a time: one thread.
+      for (const tag of ['A', 'B']) {
+        const p = packed(box, owners(tag));
+        const out = await worker.open(p.data, p.lengths, p.aad);
+        assert.deepEqual(out.subarray(399 * 32), plainOf(399));
+      }
+      assert.equal(worker.threads, 1);
+      // Three at once: a second thread starts; no third (the limit is 2).
+      const batches = ['C', 'D', 'E'].map((tag) => packed(box, owners(tag)));
+      const outs = await Promise.all(batches.map((p) => worker.open(p.data, p.lengths, p.aad)));
+      assert.equal(worker.threads, 2);
+      for (const out of outs) {
+        assert.equal(out.length, 400 * 32);
+        for (const i of [0, 199, 399]) assert.deepEqual(out.subarray(i * 32, i * 32 + 32), plainOf(i));
+      }
+      // A blob that does not open fails its own batch only.
+      const good = packed(box, owners('F'));
+      const bad = packed(box, owners('G'));
+      bad.data[OVERHEAD] = (bad.data[OVERHEAD] as number) ^ 1;
+      const [ok, failed] = await Promise.allSettled([
+        worker.open(good.data, good.lengths, good.aad),
+        worker.open(bad.data, bad.lengths, bad.aad),
+      ]);
+      assert.equal(ok.status, 'fulfilled');
+      assert.equal(failed.status, 'rejected');
+    } finally {
+      await worker.close();
+      await box.close();
+    }
   });
 });

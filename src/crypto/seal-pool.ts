@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 /**
@@ -45,36 +46,94 @@ function startWorker(data: SealWorkerData): Worker {
   return new Worker(code, { eval: true, workerData: data });
 }
 
+/** One worker thread of a SealWorker and the requests it holds. */
+interface Thread {
+  readonly worker: Worker;
+  pending: number;
+}
+
 /**
- * One worker thread that seals and opens batches under copies of the data keys. Requests are
- * answered in order; the thread is unref'd while idle so it never keeps a process alive, and
- * ref'd while a batch is out so an awaiting caller is not cut short by process exit.
+ * **(choice)** Threads a SealWorker may start: one per core, at most 4. A second thread is
+ * started only when a batch is sent while every thread is busy (an export keeps several pages
+ * in flight; a bulk insert sends one batch at a time and so keeps one thread). Opening a million
+ * PPS costs ~7 s of AES-GCM set-up on one thread (one createDecipheriv each); two split it.
+ */
+export const MAX_SEAL_THREADS = Math.max(1, Math.min(4, availableParallelism()));
+
+/**
+ * Worker threads that seal and open batches under copies of the data keys. Each batch goes to
+ * the thread with the fewest outstanding batches; answers may arrive out of order (each request
+ * has its own promise). A thread is unref'd while idle so it never keeps a process alive, and
+ * ref'd while a batch is out so an awaiting caller is not cut short by process exit. A thread
+ * that fails fails the whole SealWorker (the caller then works inline).
  */
 export class SealWorker {
-  readonly #worker: Worker;
-  readonly #pending = new Map<number, Pending>();
+  readonly #threads: Thread[] = [];
+  readonly #maxThreads: number;
+  readonly #pending = new Map<number, Pending & { readonly thread: Thread }>();
+  /** Key copies for threads not started yet; zeroed when the last one starts, or on close. */
+  #data: SealWorkerData | undefined;
   #nextId = 1;
   #failure: Error | undefined;
 
-  /** `keys` are copied into the worker and then zeroed here. */
-  constructor(currentKeyId: number, keys: ReadonlyMap<number, Buffer>) {
+  /**
+   * `keys` are copied and zeroed here; each thread gets its own copy of the copies, which are
+   * zeroed once the last thread has started (or on close).
+   */
+  constructor(currentKeyId: number, keys: ReadonlyMap<number, Buffer>, maxThreads = MAX_SEAL_THREADS) {
     const data: SealWorkerData = {
       currentKeyId,
       keys: [...keys].map(([id, key]) => ({ id, key: new Uint8Array(key) })),
     };
     for (const key of keys.values()) key.fill(0);
-    this.#worker = startWorker(data);
-    for (const k of data.keys) k.key.fill(0); // the worker got its own copy when the Worker was constructed
-    this.#worker.unref();
-    this.#worker.on('message', (m: SealResponse) => {
+    this.#maxThreads = Math.max(1, maxThreads);
+    this.#data = data;
+    this.#startThread();
+  }
+
+  /** Threads started so far. */
+  get threads(): number {
+    return this.#threads.length;
+  }
+
+  #startThread(): Thread {
+    const data = this.#data;
+    if (data === undefined) throw new Error('seal worker: no keys left to start a thread');
+    const worker = startWorker(data);
+    // Each thread got its own copy when its Worker was constructed.
+    if (this.#threads.length + 1 >= this.#maxThreads) this.#dropKeys();
+    const thread: Thread = { worker, pending: 0 };
+    this.#threads.push(thread);
+    worker.unref();
+    worker.on('message', (m: SealResponse) => {
       const p = this.#pending.get(m.id);
       if (p === undefined) return;
       this.#settled(m.id);
       if ('error' in m) p.reject(new SealBatchError(m.error));
       else p.resolve(Buffer.from(m.out));
     });
-    this.#worker.on('error', (e) => this.#fail(e));
-    this.#worker.on('exit', (code) => this.#fail(new Error(`seal worker exited (code ${code})`)));
+    worker.on('error', (e) => this.#fail(e));
+    worker.on('exit', (code) => this.#fail(new Error(`seal worker exited (code ${code})`)));
+    return thread;
+  }
+
+  #dropKeys(): void {
+    for (const k of this.#data?.keys ?? []) k.key.fill(0);
+    this.#data = undefined;
+  }
+
+  /** The least busy thread; a new one if every thread is busy and another may start. */
+  #pick(): Thread {
+    let best = this.#threads[0] as Thread;
+    for (const t of this.#threads) if (t.pending < best.pending) best = t;
+    if (best.pending > 0 && this.#threads.length < this.#maxThreads && this.#data !== undefined) {
+      try {
+        return this.#startThread();
+      } catch {
+        this.#dropKeys(); // cannot start more: keep the threads there are
+      }
+    }
+    return best;
   }
 
   /** Seals packed secrets; `data`'s memory is transferred to the worker (and zeroed there). */
@@ -93,25 +152,29 @@ export class SealWorker {
 
   async close(): Promise<void> {
     this.#fail(new Error('seal worker closed'));
-    await this.#worker.terminate();
+    this.#dropKeys();
+    await Promise.all(this.#threads.map((t) => t.worker.terminate()));
   }
 
   #send(op: SealRequest['op'], data: Buffer, lengths: Uint32Array, aadLengths: Uint32Array): Promise<Buffer> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const id = this.#nextId++;
-    if (this.#pending.size === 0) this.#worker.ref();
+    const thread = this.#pick();
+    if (thread.pending++ === 0) thread.worker.ref();
     return new Promise<Buffer>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { resolve, reject, thread });
       const buffer = data.buffer as ArrayBuffer;
       const request: SealRequest = { id, op, data: buffer, lengths, aadLengths };
       // Only the data moves; the small length arrays are copied (the caller still reads them).
-      this.#worker.postMessage(request, [buffer]);
+      thread.worker.postMessage(request, [buffer]);
     });
   }
 
   #settled(id: number): void {
+    const p = this.#pending.get(id);
+    if (p === undefined) return;
     this.#pending.delete(id);
-    if (this.#pending.size === 0) this.#worker.unref();
+    if (--p.thread.pending === 0) p.thread.worker.unref();
   }
 
   #fail(e: Error): void {
