@@ -4,13 +4,18 @@
  * 1. Decoding: decodeHello (incremental decoder, every field checked, PID check character
  *    verified) against a bare Buffer read of the same fields into the same object (no checks),
  *    on the same 32-byte version 2 hellos, alternating rounds. Target: ≥ 0.5× of bare.
- * 2. TCP intake: hellos accepted per second by the real listener (src/hello/listener.ts) over
- *    loopback from `--senders` concurrent senders (bench/hello-senders.ts, a process of its own,
- *    each sender on its own 127.x address, one connection per hello as devices do), against a
- *    bare net.Server that reads the 32 bytes and counts; rounds alternate. Target: ≥ 10,000/s
- *    with no loss (every hello sent is received).
+ * 2. TCP intake: hellos accepted per second by our intake (src/hello/listener.ts with the server's
+ *    default limits, then admission's gate from src/hello/rate-limit.ts) over loopback from
+ *    `--senders` concurrent connections, against a bare net.Server that reads the 32 bytes and
+ *    counts; rounds alternate and swap order. The senders are bench/hello-sender.c (a C epoll
+ *    loop in a process of its own, built here; `--node-senders`: bench/hello-senders.ts, which
+ *    costs as much CPU as the server and was the bottleneck), one connection per hello as
+ *    devices do, from `--addresses` distinct 127.x.y.z sources (default one per hello, as a
+ *    fleet). Reported per side: hellos/s at the receiver and its CPU µs per hello (the load-
+ *    independent figure). Target: ≥ 10,000/s with no loss (every hello sent is received).
  *
- * Run: node --import tsx bench/hello.ts [--seconds 2] [--senders 1000] [--hellos 40000] [--rounds 2] [--no-tcp]
+ * Run: node --import tsx bench/hello.ts [--seconds 2] [--senders 1000] [--hellos 40000] [--rounds 2]
+ *        [--addresses N] [--node-senders] [--no-tcp]
  * Writes bench/out/hello-<stamp>.json and prints a readable summary.
  */
 import { fork } from 'node:child_process';
@@ -22,8 +27,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeHello, HelloDecoder } from '../src/hello/decode.ts';
 import { createHelloListener } from '../src/hello/listener.ts';
+import { createHelloGate } from '../src/hello/rate-limit.ts';
 import { formatUuid } from '../src/hello/uuid.ts';
+import { loadConfig } from '../src/config.ts';
 import { generatePid } from '../src/psk/generate.ts';
+import { buildCSender, runCSender } from './hello-c-sender.ts';
 import type { SendOrder, SendReport } from './hello-senders.ts';
 
 function arg(name: string, fallback: number): number {
@@ -35,6 +43,11 @@ const seconds = arg('seconds', 2);
 const SENDERS = arg('senders', 1000);
 const HELLOS = arg('hellos', 40_000);
 const ROUNDS = arg('rounds', 2);
+/** Distinct source addresses per round (C sender; at most 64,000): by default one per hello, as a fleet. */
+const ADDRESSES = Math.min(64_000, arg('addresses', HELLOS));
+const SENDER = process.argv.includes('--node-senders') ? 'node' : 'c';
+/** The server's defaults (src/config.ts): limits, timeout, backlog. */
+const defaults = loadConfig({ flags: {}, env: {} });
 const load0 = loadavg();
 
 /** 256 distinct valid hellos (protocol.md §1a), so no branch predictor sees one message only. */
@@ -117,6 +130,8 @@ interface Receiver {
   firstAt(): number;
   lastAt(): number;
   dropped(): number;
+  /** Refused by admission's gate (rate limits): none expected, each address and PID is new. */
+  limited(): number;
   close(): Promise<void>;
 }
 
@@ -133,15 +148,27 @@ function stamps(): { mark(): void; first: number; last: number } {
   return s;
 }
 
+/** Our intake as the server runs it: the listener, then admission's gate (buckets per address and PID). */
 async function listenerReceiver(): Promise<Receiver> {
   let n = 0;
+  let limited = 0;
   const t = stamps();
+  const gate = createHelloGate({
+    address: { burst: defaults.helloRateAddressBurst, perMinute: defaults.helloRateAddressPerMinute },
+    pid: { burst: defaults.helloRatePidBurst, perMinute: defaults.helloRatePidPerMinute },
+    maxTracked: defaults.helloRateMaxTracked,
+    maxPending: defaults.helloMaxPending,
+  });
   const listener = createHelloListener({
     host: '127.0.0.1',
     port: 0,
-    maxConnections: 20_000,
-    timeoutMs: 5000,
-    onHello: () => {
+    maxConnections: defaults.helloMaxConnections,
+    maxConnectionsPerAddress: defaults.helloMaxConnectionsPerAddress,
+    timeoutMs: defaults.helloTimeoutMs,
+    onHello: (hello, remoteAddress) => {
+      const admission = gate.admit(hello.version === 2 ? hello.pid : undefined, remoteAddress);
+      if (admission.ok) admission.release();
+      else limited++;
       n++;
       t.mark();
     },
@@ -154,8 +181,9 @@ async function listenerReceiver(): Promise<Receiver> {
     lastAt: () => t.last,
     dropped: () => {
       const c = listener.counters();
-      return c.dropped.maxConnections + c.dropped.reset + c.dropped.timeout + c.handlerErrors;
+      return c.dropped.maxConnections + c.dropped.perAddress + c.dropped.reset + c.dropped.timeout + c.handlerErrors;
     },
+    limited: () => limited,
     close: () => listener.close(),
   };
 }
@@ -178,7 +206,7 @@ async function bareReceiver(): Promise<Receiver> {
       t.mark();
     });
   });
-  server.listen(0, '127.0.0.1', 511);
+  server.listen(0, '127.0.0.1', defaults.helloBacklog);
   await once(server, 'listening');
   return {
     port: (server.address() as net.AddressInfo).port,
@@ -186,6 +214,7 @@ async function bareReceiver(): Promise<Receiver> {
     firstAt: () => t.first,
     lastAt: () => t.last,
     dropped: () => 0,
+    limited: () => 0,
     close: () => new Promise((r) => server.close(() => r())),
   };
 }
@@ -196,33 +225,80 @@ interface TcpRound {
   received: number;
   lost: number;
   dropped: number;
+  limited: number;
   senderErrors: Record<string, number>;
   /** Received ÷ (last − first receive), at the receiving side. */
   perSec: number;
+  /** CPU (user + system) of the receiving process per hello received, in µs. */
+  cpuUsPerHello: number;
+  /** C sender only: connect to the server's close, p50 / p99 ms. */
+  latencyMs?: { p50: number; p99: number; max: number };
+  loadAverage: number;
 }
 
-async function tcpIntake(): Promise<{ rounds: TcpRound[]; listener: Summary; bare: Summary }> {
+interface Sender {
+  send(
+    port: number,
+    round: number,
+  ): Promise<{ sent: number; errors: Record<string, number>; latencyMs?: TcpRound['latencyMs'] }>;
+  close(): void;
+}
+
+/** The C sender (default): one epoll loop in a process of its own, fresh random hellos. */
+function cSender(): Sender {
+  buildCSender();
+  return {
+    async send(port, round) {
+      const r = await runCSender({
+        port,
+        total: HELLOS,
+        concurrency: SENDERS,
+        prefix: `127.${20 + round}`,
+        addresses: ADDRESSES,
+      });
+      return { sent: r.completed, errors: { ...r.errors }, latencyMs: r.latencyMs };
+    },
+    close: () => undefined,
+  };
+}
+
+/** The Node sender (bench/hello-senders.ts), kept to show what it measured. */
+function nodeSender(): Sender {
   const child = fork(fileURLToPath(new URL('./hello-senders.ts', import.meta.url)), [], {
     execArgv: ['--import', import.meta.resolve('tsx'), '--no-warnings=ExperimentalWarning'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  return {
+    async send(port, round) {
+      const order: SendOrder = {
+        type: 'send',
+        port,
+        senders: SENDERS,
+        total: HELLOS,
+        addressPrefix: `127.${20 + round}`,
+      };
+      const reply = once(child, 'message') as Promise<[SendReport]>;
+      child.send(order);
+      const [report] = await reply;
+      return { sent: report.sent, errors: report.errors };
+    },
+    close: () => child.disconnect(),
+  };
+}
+
+async function tcpIntake(): Promise<{ rounds: TcpRound[]; listener: Summary; bare: Summary }> {
+  const sender = SENDER === 'node' ? nodeSender() : cSender();
   const rounds: TcpRound[] = [];
   try {
     for (let r = 0; r < ROUNDS; r++) {
-      for (const side of ['listener', 'bare'] as const) {
+      const order = r % 2 === 0 ? (['listener', 'bare'] as const) : (['bare', 'listener'] as const);
+      for (const side of order) {
         const receiver = side === 'listener' ? await listenerReceiver() : await bareReceiver();
-        const order: SendOrder = {
-          type: 'send',
-          port: receiver.port,
-          senders: SENDERS,
-          total: HELLOS,
-          addressPrefix: `127.${20 + r}`,
-        };
-        const reply = once(child, 'message') as Promise<[SendReport]>;
-        child.send(order);
-        const [report] = await reply;
+        const cpu0 = process.cpuUsage();
+        const report = await sender.send(receiver.port, r);
         // The last hellos may still be in the receiver's event loop.
         for (let i = 0; i < 100 && receiver.received() < report.sent; i++) await new Promise((x) => setTimeout(x, 20));
+        const cpu = process.cpuUsage(cpu0);
         const received = receiver.received();
         const secs = (receiver.lastAt() - receiver.firstAt()) / 1000;
         rounds.push({
@@ -231,23 +307,28 @@ async function tcpIntake(): Promise<{ rounds: TcpRound[]; listener: Summary; bar
           received,
           lost: report.sent - received,
           dropped: receiver.dropped(),
+          limited: receiver.limited(),
           senderErrors: report.errors,
           perSec: Math.round(received / secs),
+          cpuUsPerHello: Math.round(((cpu.user + cpu.system) / Math.max(1, received)) * 10) / 10,
+          ...(report.latencyMs === undefined ? {} : { latencyMs: report.latencyMs }),
+          loadAverage: Number(loadavg()[0]?.toFixed(2)),
         });
         await receiver.close();
         process.stderr.write(`hello: tcp round ${r + 1} ${side}: ${JSON.stringify(rounds.at(-1))}\n`);
       }
     }
   } finally {
-    child.disconnect();
+    sender.close();
   }
+  const median = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
   const sum = (side: 'listener' | 'bare'): Summary => {
     const rs = rounds.filter((x) => x.side === side);
     const received = rs.reduce((a, x) => a + x.received, 0);
-    const perSec = rs.map((x) => x.perSec);
     return {
-      perSecMedian: perSec.sort((a, b) => a - b)[Math.floor(perSec.length / 2)] ?? 0,
+      perSecMedian: median(rs.map((x) => x.perSec)),
       perSecAll: rs.map((x) => x.perSec),
+      cpuUsPerHelloMedian: median(rs.map((x) => x.cpuUsPerHello)),
       sent: rs.reduce((a, x) => a + x.sent, 0),
       received,
       lost: rs.reduce((a, x) => a + x.lost, 0),
@@ -260,6 +341,7 @@ async function tcpIntake(): Promise<{ rounds: TcpRound[]; listener: Summary; bar
 interface Summary {
   perSecMedian: number;
   perSecAll: number[];
+  cpuUsPerHelloMedian: number;
   sent: number;
   received: number;
   lost: number;
@@ -277,7 +359,7 @@ const result = {
     tcp === undefined
       ? null
       : {
-          what: `hellos accepted per second over loopback TCP, ${SENDERS} concurrent senders (one connection per hello, each sender its own 127.x address), ${HELLOS} hellos per round`,
+          what: `hellos accepted per second over loopback TCP, ${SENDERS} concurrent senders (${SENDER === 'c' ? 'bench/hello-sender.c' : 'bench/hello-senders.ts'}, one connection per hello, ${SENDER === 'c' ? `${ADDRESSES} source addresses` : 'each sender its own 127.x address'}), ${HELLOS} hellos per round`,
           listener: tcp.listener,
           bare: tcp.bare,
           ratioToBare: Number((tcp.listener.perSecMedian / tcp.bare.perSecMedian).toFixed(2)),
@@ -299,6 +381,7 @@ process.stdout.write(
       ? []
       : [
           `tcp:     listener ${tcp.listener.perSecMedian.toLocaleString('en-US')}/s (rounds ${tcp.listener.perSecAll.join(', ')}), bare net.Server ${tcp.bare.perSecMedian.toLocaleString('en-US')}/s (rounds ${tcp.bare.perSecAll.join(', ')}); ratio ${result.tcp?.ratioToBare}`,
+          `         CPU per hello: listener ${tcp.listener.cpuUsPerHelloMedian} µs, bare ${tcp.bare.cpuUsPerHelloMedian} µs (${SENDER} senders)`,
           `         listener: sent ${tcp.listener.sent}, received ${tcp.listener.received}, lost ${tcp.listener.lost}, sender errors ${tcp.listener.senderErrors} (target ≥ 10,000/s, no loss: ${result.tcp?.meetsTarget === true ? 'met' : 'NOT met'})`,
         ]),
     `written: ${file}`,
