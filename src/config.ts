@@ -16,6 +16,8 @@ export interface Config {
   readonly helloHost: string;
   readonly helloPort: number;
   readonly helloMaxConnections: number;
+  /** Open hello connections from one source address at most; more are closed on accept. */
+  readonly helloMaxConnectionsPerAddress: number;
   /** Connections the kernel may queue on the hello port before the server accepts them. */
   readonly helloBacklog: number;
   readonly helloTimeoutMs: number;
@@ -157,6 +159,18 @@ export const SETTINGS: readonly Setting[] = [
     max: 1_000_000,
     help: 'open hello connections at most',
     default: () => 20_000,
+  },
+  {
+    // A device opens one connection per hello and its hellos are seconds apart (protocol.md §1d);
+    // a few hosts behind one NAT address may overlap. Without this one host holds every slot.
+    key: 'helloMaxConnectionsPerAddress',
+    flag: '--hello-max-connections-per-address',
+    env: 'SCS_HELLO_MAX_CONNECTIONS_PER_ADDRESS',
+    kind: 'int',
+    min: 1,
+    max: 1_000_000,
+    help: 'open hello connections from one source address at most; more are closed on accept',
+    default: () => 8,
   },
   {
     // Node's own default is 511: at 10,000 hellos a minute that is 3 s of a busy (or starved)

@@ -100,11 +100,13 @@ export async function startServer(config: Config, options: ServerOptions): Promi
       host: config.helloHost,
       port: config.helloPort,
       maxConnections: config.helloMaxConnections,
+      maxConnectionsPerAddress: config.helloMaxConnectionsPerAddress,
       backlog: config.helloBacklog,
       timeoutMs: config.helloTimeoutMs,
       log,
       onHello: (hello, remoteAddress) => admitter.onHello(hello, remoteAddress),
       onMalformed: (malformed, remoteAddress) => admitter.onMalformed(malformed, remoteAddress),
+      onRefused: (refusal) => admitter.onRefused(refusal),
     });
     const helloAddress = await listener.listen();
     if (options.api === true) {

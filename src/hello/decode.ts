@@ -170,6 +170,8 @@ function incomplete(p: Progress, n: number): ScsError {
   return helloMalformed('truncated', `the connection closed after ${n} of ${need} bytes`);
 }
 
+const EMPTY = new Uint8Array(0);
+
 const tooLong = (): ScsError =>
   helloMalformed('too-long', `more than ${HELLO_MAX_LENGTH} bytes (the longest possible hello) were sent`);
 
@@ -178,9 +180,16 @@ const tooLong = (): ScsError =>
  * (`push`), then call `end()` when the peer closes. Every field is checked as soon as its bytes
  * arrive, so garbage is refused at the first bad byte, and it never holds more than the hello
  * can be (at most HELLO_MAX_LENGTH bytes). After a failure every call rethrows that failure.
+ * It keeps a reference to the first chunk pushed (no copy): the caller must not change those
+ * bytes before `end()` (socket reads are never reused).
  */
 export class HelloDecoder {
-  #buf: Buffer = Buffer.allocUnsafe(HELLO_V2_LENGTH);
+  /**
+   * The bytes so far. The first chunk is kept as it came (no copy: a hello nearly always
+   * arrives in one read); a buffer of our own is made only when a second chunk arrives.
+   */
+  #buf: Uint8Array = EMPTY;
+  #owned = false;
   #length = 0;
   readonly #progress = newProgress();
   #failure: ScsError | undefined;
@@ -215,12 +224,20 @@ export class HelloDecoder {
 
   #append(chunk: Uint8Array): void {
     const needed = this.#length + chunk.length;
-    if (needed > this.#buf.length) {
-      const grown = Buffer.allocUnsafe(Math.min(HELLO_MAX_LENGTH, Math.max(needed, this.#buf.length * 2)));
-      this.#buf.copy(grown, 0, 0, this.#length);
-      this.#buf = grown;
+    if (this.#length === 0) {
+      this.#buf = chunk;
+      this.#owned = false;
+    } else {
+      if (!this.#owned || needed > this.#buf.length) {
+        const grown = new Uint8Array(
+          Math.min(HELLO_MAX_LENGTH, Math.max(needed, HELLO_V2_LENGTH, this.#buf.length * 2)),
+        );
+        grown.set(this.#buf.subarray(0, this.#length));
+        this.#buf = grown;
+        this.#owned = true;
+      }
+      this.#buf.set(chunk, this.#length);
     }
-    this.#buf.set(chunk, this.#length);
     this.#length = needed;
   }
 

@@ -5,7 +5,13 @@ import { after, before, describe, it } from 'node:test';
 import { isScsError } from '../errors.ts';
 import { checkChar } from '../psk/checksum.ts';
 import type { Hello } from './decode.ts';
-import { createHelloListener, type HelloListener, type HelloListenerOptions, type MalformedHello } from './listener.ts';
+import {
+  createHelloListener,
+  type ConnectionRefusal,
+  type HelloListener,
+  type HelloListenerOptions,
+  type MalformedHello,
+} from './listener.ts';
 
 const PID = 'TESTPID' + checkChar('TESTPID');
 /** A version 2 hello written out by hand from protocol.md §1a. */
@@ -158,7 +164,8 @@ describe('hello listener over real TCP', () => {
     assert.equal(c.received, 3);
     assert.deepEqual(c.malformed, { 'bad-admin-credentials-set': 1, 'too-long': 1, truncated: 1, empty: 1 });
     assert.equal(c.connections, 7);
-    assert.deepEqual(c.dropped, { maxConnections: 0, timeout: 0, reset: 0 });
+    assert.deepEqual(c.dropped, { maxConnections: 0, perAddress: 0, timeout: 0, reset: 0 });
+    assert.deepEqual([c.open, c.openAddresses], [0, 0]);
   });
 });
 
@@ -174,6 +181,61 @@ describe('hello listener limits', () => {
       await until(() => h.listener.counters().dropped.maxConnections === 1, 'the drop count');
       assert.equal(h.hellos.length, 0);
       for (const s of idle) s.destroy();
+    } finally {
+      await h.listener.close();
+    }
+  });
+
+  it('closes connections beyond maxConnectionsPerAddress from one address on accept, and counts and reports them', async () => {
+    const refusals: ConnectionRefusal[] = [];
+    const h = await start({ maxConnectionsPerAddress: 3, onRefused: (r) => refusals.push(r) });
+    const connect = (localAddress: string): Promise<net.Socket> =>
+      new Promise((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: h.port, localAddress }, () => resolve(s));
+        s.on('error', () => undefined);
+      });
+    const closed = (s: net.Socket): Promise<void> => new Promise((resolve) => s.once('close', () => resolve()));
+    try {
+      // One host holds its three slots with half a hello each.
+      const held = await Promise.all([1, 2, 3].map(() => connect('127.0.7.1')));
+      for (const s of held) s.write(HELLO.subarray(0, 10));
+      await until(() => h.listener.counters().open === 3, 'three open connections');
+      // Its fourth and fifth are closed at once, unread; each is reported, the first as the episode's first.
+      const fourth = await connect('127.0.7.1');
+      fourth.write(HELLO);
+      await closed(fourth);
+      const fifth = await connect('127.0.7.1');
+      await closed(fifth);
+      assert.equal(h.listener.counters().dropped.perAddress, 2);
+      assert.deepEqual(
+        refusals.map((r) => [r.remoteAddress, r.limit, r.first, r.refused]),
+        [
+          ['127.0.7.1', 3, true, 1],
+          ['127.0.7.1', 3, false, 2],
+        ],
+      );
+      // Another host is served meanwhile.
+      const seen = h.next();
+      const other = await connect('127.0.7.2');
+      other.end(HELLO);
+      await seen;
+      assert.equal(h.hellos.at(-1)?.remote, '127.0.7.2');
+      assert.deepEqual([h.listener.counters().open, h.listener.counters().openAddresses], [3, 1]);
+      // Once its connections end, the first host is served again; a new refusal starts a new episode.
+      for (const s of held) s.destroy();
+      await until(() => h.listener.counters().open === 0, 'the held connections closed');
+      assert.equal(h.listener.counters().openAddresses, 0);
+      const again = h.next();
+      const back = await connect('127.0.7.1');
+      back.end(HELLO);
+      await again;
+      assert.equal(h.hellos.at(-1)?.remote, '127.0.7.1');
+      assert.equal(h.hellos.length, 2);
+      const refill = await Promise.all([1, 2, 3].map(() => connect('127.0.7.1')));
+      await until(() => h.listener.counters().open === 3, 'three open connections again');
+      await closed(await connect('127.0.7.1'));
+      assert.deepEqual(refusals.at(-1)?.first, true);
+      for (const s of refill) s.destroy();
     } finally {
       await h.listener.close();
     }

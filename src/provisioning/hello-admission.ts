@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
 import type { Hello } from '../hello/decode.ts';
-import type { MalformedHello } from '../hello/listener.ts';
+import type { ConnectionRefusal, MalformedHello } from '../hello/listener.ts';
 import { createHelloGate, type HelloGate } from '../hello/rate-limit.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -11,9 +11,14 @@ import { normalizeAddress } from './runner.ts';
 /**
  * What stands between the hello listener and the runner (docs/security.md, "Hello abuse"):
  *
+ * 0. the listener's cap on open connections per source address: a connection over it is closed
+ *    on accept (`onRefused`), counted (`scs_hellos_rate_limited_total{by="open_per_address"}`)
+ *    and audited once per episode like a rate-limited hello;
  * 1. the gate (src/hello/rate-limit.ts): per-address and per-PID token buckets and a cap on
  *    hellos in flight; a hello over a limit is dropped before any lookup, counted
- *    (`scs_hellos_rate_limited_total{by}`), and audited once per episode (`hello.rate_limited`);
+ *    (`scs_hellos_rate_limited_total{by}`), and audited once per episode (`hello.rate_limited`).
+ *    Episodes are audited in batches too: many addresses over their limit at once (a flood
+ *    from many sources) must not become an audit write, and an fsync, each;
  * 2. an unknown PID is answered by one indexed read, without a write: the runner would open a
  *    write transaction (and an fsync) per hello to audit it, which a flood of made-up PIDs
  *    from many addresses turns into a disk-bound queue that starves real devices. Unknown PIDs
@@ -48,28 +53,33 @@ export interface HelloAdmission {
   onHello(hello: Hello, remoteAddress: string): Promise<void> | undefined;
   /** The listener's onMalformed: counted, audited in batches like unknown PIDs. */
   onMalformed(malformed: MalformedHello, remoteAddress: string): void;
+  /** The listener's onRefused (open connections per address): counted, audited once per episode. */
+  onRefused(refusal: ConnectionRefusal): void;
   readonly gate: HelloGate;
   /** Writes the unknown-PID entries still buffered. */
   close(): Promise<void>;
 }
 
-/** PIDs listed per audit entry (the audit log's own bulk size). */
+/** PIDs (and addresses) listed per audit entry (the audit log's own bulk size). */
 const PIDS_PER_ENTRY = 1000;
 const FLUSH_MS = 500;
 
 type Facts = Readonly<Record<string, string | number>>;
 
 interface Batch {
+  readonly action: string;
   readonly pids: Set<Pid>;
+  /** Distinct source addresses, for the batches that list them (rate limits). */
+  readonly addresses: Set<string> | undefined;
   count: number;
   /** The first hello's facts (address, uuid, reason, ...). */
   readonly first: Facts;
 }
 
 /**
- * Turns many refused hellos into few audit rows: one entry per action per flush, listing up to
- * PIDS_PER_ENTRY PIDs, the first hello's facts and the count. Memory: one Set of at most
- * PIDS_PER_ENTRY PIDs per action.
+ * Turns many refused hellos into few audit rows: one entry per batch key per flush, listing up
+ * to PIDS_PER_ENTRY PIDs (and, if asked, addresses), the first hello's facts and the count.
+ * Memory: per key, one Set of at most PIDS_PER_ENTRY PIDs and one of as many addresses.
  */
 class AuditBatcher {
   readonly #batches = new Map<string, Batch>();
@@ -85,16 +95,34 @@ class AuditBatcher {
     this.#actor = actor;
   }
 
-  add(action: string, pid: Pid | undefined, facts: Facts): void {
-    let batch = this.#batches.get(action);
+  /**
+   * `key` groups entries (the action, or the action and a limit); `address` is listed in
+   * `detail.addresses` when given. `facts` is called for a batch's first entry only.
+   */
+  add(key: string, action: string, pid: Pid | undefined, address: string | undefined, facts: () => Facts): void {
+    let batch = this.#batches.get(key);
     if (batch === undefined) {
-      batch = { pids: new Set(), count: 0, first: facts };
-      this.#batches.set(action, batch);
+      batch = {
+        action,
+        pids: new Set(),
+        addresses: address === undefined ? undefined : new Set(),
+        count: 0,
+        first: facts(),
+      };
+      this.#batches.set(key, batch);
     }
     batch.count++;
     if (pid !== undefined) batch.pids.add(pid);
+    if (address !== undefined && batch.addresses !== undefined && batch.addresses.size < PIDS_PER_ENTRY) {
+      batch.addresses.add(address);
+    }
     if (batch.pids.size >= PIDS_PER_ENTRY) void this.flush();
     else this.#timer ??= setTimeout(() => void this.flush(), FLUSH_MS);
+  }
+
+  /** Whether `key` has entries waiting for the next flush (its first one was logged). */
+  has(key: string): boolean {
+    return this.#batches.has(key);
   }
 
   flush(): Promise<void> {
@@ -102,19 +130,17 @@ class AuditBatcher {
     this.#timer = undefined;
     const batches = [...this.#batches];
     this.#batches.clear();
-    for (const [action, batch] of batches) {
+    for (const [, batch] of batches) {
+      const { action } = batch;
+      const detail =
+        batch.addresses === undefined
+          ? { ...batch.first, count: batch.count }
+          : { ...batch.first, count: batch.count, addresses: [...batch.addresses].join(' ') };
       this.#writing = this.#writing.then(() =>
-        this.#store.audit
-          .append({
-            actor: this.#actor,
-            action,
-            pids: [...batch.pids],
-            detail: { ...batch.first, count: batch.count },
-          })
-          .then(
-            () => undefined,
-            (err: unknown) => this.#log.error({ err, action }, 'cannot audit refused hellos'),
-          ),
+        this.#store.audit.append({ actor: this.#actor, action, pids: [...batch.pids], detail }).then(
+          () => undefined,
+          (err: unknown) => this.#log.error({ err, action }, 'cannot audit refused hellos'),
+        ),
       );
     }
     return this.#writing;
@@ -135,7 +161,11 @@ export function createHelloAdmission(deps: HelloAdmissionDeps): HelloAdmission {
     metrics.hellosReceived.inc();
     metrics.hellosRejected.inc({ reason: 'unknown_pid' });
     log.info({ uuid: hello.uuid, address, pid: hello.pid, outcome: 'unknown_pid' }, 'hello not connected back to');
-    audit.add('hello.unknown_pid', hello.pid, { address, uuid: hello.uuid, retryCount: hello.retryCount });
+    audit.add('hello.unknown_pid', 'hello.unknown_pid', hello.pid, undefined, () => ({
+      address,
+      uuid: hello.uuid,
+      retryCount: hello.retryCount,
+    }));
   };
 
   const admitted = async (hello: Hello, remoteAddress: string, address: string): Promise<void> => {
@@ -154,23 +184,39 @@ export function createHelloAdmission(deps: HelloAdmissionDeps): HelloAdmission {
       const pid = hello.version === 2 ? hello.pid : undefined;
       const admission = gate.admit(pid, address);
       if (admission.ok) return admitted(hello, remoteAddress, address).finally(admission.release);
-      metrics.hellosRateLimited.inc({ by: admission.by });
+      const { by } = admission;
+      metrics.hellosRateLimited.inc({ by });
       if (admission.first) {
-        log.warn({ address, pid, uuid: hello.uuid, by: admission.by }, 'hellos rate-limited');
-        store.audit
-          .append({
-            actor,
-            action: 'hello.rate_limited',
-            ...(pid === undefined ? {} : { pids: [pid] }),
-            detail: { address, uuid: hello.uuid, by: admission.by },
-          })
-          .catch((err: unknown) => log.error({ err }, 'cannot audit a rate-limited hello'));
+        // One audit entry per limit and flush lists every key that started an episode in it.
+        const key = `hello.rate_limited:${by}`;
+        if (!audit.has(key)) log.warn({ address, pid, uuid: hello.uuid, by }, 'hellos rate-limited');
+        audit.add(key, 'hello.rate_limited', by === 'pid' ? pid : undefined, address, () => ({
+          address,
+          uuid: hello.uuid,
+          by,
+        }));
       }
       return undefined;
     },
     onMalformed(malformed, remoteAddress) {
       metrics.hellosMalformed.inc({ reason: malformed.reason });
-      audit.add('hello.malformed', undefined, { address: normalizeAddress(remoteAddress), reason: malformed.reason });
+      audit.add('hello.malformed', 'hello.malformed', undefined, undefined, () => ({
+        address: normalizeAddress(remoteAddress),
+        reason: malformed.reason,
+      }));
+    },
+    onRefused(refusal) {
+      metrics.hellosRateLimited.inc({ by: 'open_per_address' });
+      if (!refusal.first) return;
+      const address = normalizeAddress(refusal.remoteAddress);
+      const key = 'hello.rate_limited:open_per_address';
+      if (!audit.has(key))
+        log.warn({ address, by: 'open_per_address', limit: refusal.limit }, 'hello connections refused');
+      audit.add(key, 'hello.rate_limited', undefined, address, () => ({
+        address,
+        by: 'open_per_address',
+        limit: refusal.limit,
+      }));
     },
     close: () => audit.flush(),
   };

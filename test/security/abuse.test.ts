@@ -132,9 +132,17 @@ describe('hello rate limits', () => {
       await flood(scs.helloPort, hellos, 1);
       await waitFor(async () => (await counter(scs, 'scs_hellos_received_total')) === 5, '5 hellos through');
       assert.equal(await counter(scs, 'scs_hellos_rate_limited_total', '{by="address"}'), 25);
+      // Episodes are audited in batches (every 500 ms): one entry, one episode, this address.
+      await waitFor(
+        async () => (await scs.store.audit.list({ action: 'hello.rate_limited', limit: 100 })).length > 0,
+        'the rate-limited episode audited',
+      );
       const limited = await scs.store.audit.list({ action: 'hello.rate_limited', limit: 100 });
       assert.equal(limited.length, 1);
-      assert.deepEqual([limited[0]?.detail.by, limited[0]?.detail.address], ['address', from]);
+      assert.deepEqual(
+        [limited[0]?.detail.by, limited[0]?.detail.address, limited[0]?.detail.addresses, limited[0]?.detail.count],
+        ['address', from, from, 1],
+      );
       // The five unknown PIDs that got through are audited together, not one write each.
       await waitFor(
         async () => (await scs.store.audit.list({ action: 'hello.unknown_pid', limit: 100 })).length > 0,
@@ -170,6 +178,10 @@ describe('hello rate limits', () => {
       );
       await scs.server.runner.idle();
       assert.ok((await counter(scs, 'scs_hellos_received_total')) <= 3);
+      await waitFor(
+        async () => (await scs.store.audit.list({ action: 'hello.rate_limited', limit: 10 })).length > 0,
+        'the rate-limited episode audited',
+      );
       const [limited] = await scs.store.audit.list({ action: 'hello.rate_limited', limit: 10 });
       assert.deepEqual([limited?.detail.by, limited?.pids], ['pid', [victim.pid]]);
       assert.equal((await scs.store.psks.get(victim.pid))?.state, 'exported');
@@ -215,6 +227,63 @@ describe('floods, slow and oversized connections on the hello port', () => {
       assert.ok(c.received >= 3000, `${c.received} hellos decoded`);
       assert.equal((await scs.store.audit.verify()).ok, true);
     } finally {
+      await scs.stop();
+    }
+  });
+
+  it('one host holding helloMaxConnectionsPerAddress slow connections gets no more: the rest are closed on accept, counted and audited once, and a real device is provisioned meanwhile', async () => {
+    const port = randomPort();
+    // A long time bound, so only the per-address cap can free the server from this host.
+    const scs = await startTestScs({
+      amtTlsPort: port,
+      config: { helloMaxConnectionsPerAddress: 4, helloTimeoutMs: 60_000, logLevel: 'info' },
+    });
+    const sockets: net.Socket[] = [];
+    const connect = (from: string): Promise<net.Socket> =>
+      new Promise((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: scs.helloPort, localAddress: from }, () => resolve(s));
+        s.on('error', () => undefined);
+        sockets.push(s);
+      });
+    try {
+      const attacker = attackerAddress();
+      const half = helloFor(generatePid()).subarray(0, 16);
+      const held = await Promise.all(Array.from({ length: 4 }, () => connect(attacker)));
+      for (const s of held) s.write(half);
+      await waitFor(() => scs.server.listener.counters().open === 4, 'the four slow connections held');
+      // 200 more from the same host: each is closed on accept, whatever it sends.
+      const refused = await Promise.all(
+        Array.from({ length: 200 }, async () => {
+          const s = await connect(attacker);
+          s.write(half);
+          await new Promise((resolve) => s.once('close', resolve));
+        }),
+      );
+      assert.equal(refused.length, 200);
+      assert.equal(await counter(scs, 'scs_hellos_rate_limited_total', '{by="open_per_address"}'), 200);
+      const c = scs.server.listener.counters();
+      assert.deepEqual([c.dropped.perAddress, c.open, c.openAddresses], [200, 4, 1]);
+      // One episode: one audit entry, naming the host, and one warning in the log.
+      await waitFor(
+        async () => (await scs.store.audit.list({ action: 'hello.rate_limited', limit: 10 })).length > 0,
+        'the refusals audited',
+      );
+      const audit = await scs.store.audit.list({ action: 'hello.rate_limited', limit: 10 });
+      assert.deepEqual(
+        audit.map((e) => [e.detail.by, e.detail.address, e.detail.limit, e.detail.count]),
+        [['open_per_address', attacker, 4, 1]],
+      );
+      assert.equal(scs.logs.filter((l) => l.includes('hello connections refused')).length, 1);
+      // The held connections stay held (60 s), and a real device from its own address is served.
+      const device = await legitimateDevice(scs, port);
+      try {
+        await provisioned(scs, device.psks[0] as PskPair);
+      } finally {
+        await device.stop();
+      }
+      assert.equal(scs.server.listener.counters().dropped.timeout, 0);
+    } finally {
+      for (const s of sockets) s.destroy();
       await scs.stop();
     }
   });
