@@ -24,18 +24,33 @@ describe('token buckets', () => {
     assert.equal(b.take('b').ok, true, 'another key has its own bucket');
   });
 
-  it('never tracks more than maxTracked keys: the least recently used is forgotten', () => {
+  it('never tracks more than maxTracked keys: the least recently used are forgotten, the last maxTracked / 2 never', () => {
     const c = clock();
-    const b = new TokenBuckets({ burst: 1, perMinute: 1 }, 3, c.now);
+    const b = new TokenBuckets({ burst: 1, perMinute: 1 }, 4, c.now);
     for (const k of ['a', 'b', 'c']) assert.equal(b.take(k).ok, true);
+    // a is used again (still in debt), so b is now the least recently used.
     assert.equal(b.take('a').ok, false);
-    b.take('d');
-    assert.equal(b.size, 3);
-    // b was the least recently used: it starts afresh; a is still in debt.
+    for (const k of ['d', 'e']) b.take(k);
+    assert.ok(b.size <= 4, `${b.size} keys`);
+    // b, the least recently used, was forgotten: it starts afresh.
     assert.equal(b.take('b').ok, true);
-    assert.equal(b.take('a').ok, false);
-    for (let i = 0; i < 10_000; i++) b.take(`k${i}`);
-    assert.equal(b.size, 3);
+    // e and d are the two most recent: both remembered, both in debt.
+    assert.equal(b.take('e').ok, false);
+    assert.equal(b.take('d').ok, false);
+    for (let i = 0; i < 10_000; i++) {
+      b.take(`k${i}`);
+      assert.ok(b.size <= 4);
+    }
+    // The last two keys taken are always remembered.
+    assert.equal(b.take('k9999').ok, false);
+    assert.equal(b.take('k9998').ok, false);
+  });
+
+  it('under a flood of new keys keeps between maxTracked / 2 and maxTracked keys', () => {
+    const b = new TokenBuckets({ burst: 1, perMinute: 1 }, 65_536);
+    for (let i = 0; i < 200_000; i++) b.take(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
+    assert.ok(b.size <= 65_536);
+    assert.ok(b.size >= 32_768, `${b.size} keys: the last half-table of keys are remembered`);
   });
 });
 
