@@ -1,24 +1,26 @@
 /**
  * Hello flood benchmark (docs/security.md, "Hello abuse"). The server (src/main.ts, real SQLite
- * store) runs in this process; flooder child processes send hellos with made-up PIDs from many
- * loopback source addresses (127.250-254.x.y) at a target rate. Measured side by side in one
- * run: a real simulated device provisioned with no flood (baseline) and during the flood, the
- * achieved flood rate, every hello's fate (decoded, rate-limited by reason, dropped), and the
- * server's memory (RSS and heap, sampled every 100 ms). Then a slow-connection phase: N
- * connections held open, trickling, to measure the memory one held hello connection costs.
- * Prints one JSON object.
+ * store) runs in this process; `--children` C sender processes (bench/hello-sender.c, built
+ * here: Node senders were CPU-starved and reached 54 hellos/s) send hellos with made-up PIDs
+ * from many loopback source addresses (127.250-254.x.y, 64,000 per process) at a target rate,
+ * at most `--open` connections open per process (a connection due beyond it is skipped and
+ * counted). Measured side by side in one run: a real simulated device provisioned with no
+ * flood (baseline) and during the flood (time to its first step, i.e. its hello served, and to
+ * provisioned), the offered and achieved flood rate, every hello's fate (decoded, rate-limited
+ * by reason, dropped), and the server's memory (RSS and heap, sampled every 100 ms). Then a
+ * slow-connection phase: N connections held open, trickling, to measure the memory one held
+ * hello connection costs. Prints one JSON object.
  *
- * Run: node --import tsx bench/hello-flood.ts [--rate 10000] [--seconds 10] [--children 2] [--slow 2000]
+ * Run: node --import tsx --expose-gc bench/hello-flood.ts [--rate 10000] [--seconds 10] [--children 2] [--open 4000] [--slow 2000]
  */
-import { fork } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { once } from 'node:events';
 import net from 'node:net';
+import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { encodePskHello } from '../simulator/hello/encode.ts';
 import { generatePid } from '../src/psk/generate.ts';
 import { addPsks, fleetFor, randomPort, startTestScs, type TestScs } from '../test/e2e/harness.ts';
+import { buildCSender, runCSender } from './hello-c-sender.ts';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -36,53 +38,37 @@ function hello(): Buffer {
   return Buffer.from(encodePskHello({ adminCredentialsSet: false, retryCount: 0, uuid, pid: generatePid() }));
 }
 
-/** Child: sends `rate` hellos per second for `seconds`, at most 1500 connections open at once. */
-async function child(port: number, rate: number, seconds: number): Promise<void> {
-  let open = 0;
-  let sent = 0;
-  let skipped = 0;
-  let failed = 0;
-  const pool = Array.from({ length: 512 }, hello);
-  const started = performance.now();
-  const end = started + seconds * 1000;
-  while (performance.now() < end) {
-    const due = Math.floor(((performance.now() - started) / 1000) * rate);
-    for (; sent + skipped < due;) {
-      if (open >= 1500) {
-        skipped++;
-        continue;
-      }
-      open++;
-      sent++;
-      const bytes = pool[sent & 511] as Buffer;
-      const s = net.connect({ host: '127.0.0.1', port, localAddress: attackerAddress() }, () => s.end(bytes));
-      s.on('error', () => void failed++);
-      s.on('close', () => void open--);
-    }
-    await sleep(5);
-  }
-  while (open > 0) await sleep(10);
-  const ms = performance.now() - started;
-  process.send?.({ sent, skipped, failed, ms }, () => process.disconnect());
+interface DeviceRun {
+  /** Fleet start (the device's first hello) to the server's first step on it: the hello served. */
+  servedMs: number;
+  /** Fleet start to the job succeeded. */
+  provisionedMs: number;
 }
 
-async function provisionOne(scs: TestScs, port: number): Promise<number> {
+async function provisionOne(scs: TestScs, port: number): Promise<DeviceRun> {
   const psks = await addPsks(scs.store, 1, 'bench');
   await addPsks(scs.store, 2, 'bench', 'available');
+  const pid = psks[0]?.pid;
   const before = scs.finished.length;
   const t0 = performance.now();
+  let servedMs = -1;
+  const onStep = ({ job }: { job: { pid: string | null } }): void => {
+    if (servedMs < 0 && job.pid === pid) servedMs = performance.now() - t0;
+  };
+  scs.server.runner.on('step', onStep);
   const fleet = await fleetFor(scs, psks, port, { timeFactor: 0.05 });
   try {
     for (;;) {
-      const f = scs.finished.slice(before).find((x) => x.job.pid === psks[0]?.pid);
+      const f = scs.finished.slice(before).find((x) => x.job.pid === pid);
       if (f !== undefined) {
         if (f.state !== 'succeeded') throw new Error(`the device failed: ${f.code ?? ''}`);
-        return performance.now() - t0;
+        return { servedMs, provisionedMs: performance.now() - t0 };
       }
       if (performance.now() - t0 > 300_000) throw new Error('the device was not provisioned in 300 s');
       await sleep(20);
     }
   } finally {
+    scs.server.runner.off('step', onStep);
     await fleet.stop();
   }
 }
@@ -100,11 +86,13 @@ async function main(): Promise<void> {
   const rate = arg('rate', 10_000);
   const seconds = arg('seconds', 10);
   const children = arg('children', 2);
+  const openCap = arg('open', 4000);
   const slow = arg('slow', 2000);
+  buildCSender();
   const port = randomPort();
   const scs = await startTestScs({ amtTlsPort: port, config: { logLevel: 'warn' } });
   try {
-    const baselineMs = await provisionOne(scs, port);
+    const baseline = await provisionOne(scs, port);
     global.gc?.();
     const idle = process.memoryUsage();
     let peakRss = idle.rss;
@@ -114,27 +102,35 @@ async function main(): Promise<void> {
       peakRss = Math.max(peakRss, m.rss);
       peakHeap = Math.max(peakHeap, m.heapUsed);
     }, 100);
-    const self = fileURLToPath(import.meta.url);
-    const kids = Array.from({ length: children }, () =>
-      fork(self, ['--child', String(scs.helloPort), String(rate / children), String(seconds)], {
-        execArgv: ['--import', 'tsx'],
+    const before = scs.server.listener.counters();
+    const load0 = loadavg()[0] ?? 0;
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const floods = Array.from({ length: children }, (_, i) =>
+      runCSender({
+        port: scs.helloPort,
+        rate: rate / children,
+        seconds,
+        concurrency: openCap,
+        prefix: `127.${250 + (i % 5)}`,
+        addresses: 64_000,
+        timeoutMs: 10_000,
       }),
     );
-    const results = kids.map(
-      (k) => once(k, 'message') as Promise<[{ sent: number; skipped: number; failed: number; ms: number }]>,
-    );
-    const before = scs.server.listener.counters();
     await sleep(1000);
-    const duringMs = await provisionOne(scs, port);
-    const reports = (await Promise.all(results)).map(([r]) => r);
-    await Promise.all(kids.map((k) => once(k, 'exit')));
+    const during = await provisionOne(scs, port);
+    const reports = await Promise.all(floods);
+    const floodMs = performance.now() - t0;
     // Let the server finish what it took in.
     await sleep(1000);
+    const cpu = process.cpuUsage(cpu0);
     clearInterval(sampler);
     const after = scs.server.listener.counters();
-    const sent = reports.reduce((n, r) => n + r.sent, 0);
-    const floodMs = Math.max(...reports.map((r) => r.ms));
-
+    const started = reports.reduce((n, r) => n + r.started, 0);
+    const completed = reports.reduce((n, r) => n + r.completed, 0);
+    const errors: Record<string, number> = {};
+    for (const r of reports) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
+    const decoded = after.received - before.received;
     // Slow connections: `slow` sockets send half a hello and hold on (helloTimeoutMs cuts them).
     global.gc?.();
     const beforeSlow = process.memoryUsage();
@@ -163,27 +159,38 @@ async function main(): Promise<void> {
             helloRateMaxTracked: scs.server.config.helloRateMaxTracked,
           },
           flood: {
+            sender: 'bench/hello-sender.c',
             targetPerSecond: rate,
             children,
-            sent,
+            openCapPerChild: openCap,
+            seconds: Math.round(Math.max(...reports.map((r) => r.ms))) / 1000,
+            started,
+            offeredPerSecond: Math.round(started / seconds),
             skippedAtClientCap: reports.reduce((n, r) => n + r.skipped, 0),
-            clientErrors: reports.reduce((n, r) => n + r.failed, 0),
-            seconds: Math.round(floodMs) / 1000,
-            achievedPerSecond: Math.round(sent / (floodMs / 1000)),
+            completed,
+            clientErrors: errors,
+            latencyMsP50P99Max: reports.map((r) => [r.latencyMs.p50, r.latencyMs.p99, r.latencyMs.max]),
           },
           server: {
             connectionsAccepted: after.connections - before.connections,
-            decoded: after.received - before.received,
+            decoded,
+            acceptedPerSecond: Math.round(decoded / seconds),
+            cpuMsPerSecond: Math.round((cpu.user + cpu.system) / 1000 / (floodMs / 1000)),
+            cpuUsPerHello: Math.round(((cpu.user + cpu.system) / Math.max(1, decoded)) * 10) / 10,
             droppedMaxConnections: after.dropped.maxConnections - before.dropped.maxConnections,
+            droppedPerAddress: after.dropped.perAddress - before.dropped.perAddress,
             droppedTimeout: after.dropped.timeout - before.dropped.timeout,
+            droppedReset: after.dropped.reset - before.dropped.reset,
             rateLimited: await counter(scs, 'scs_hellos_rate_limited_total'),
             rejected: await counter(scs, 'scs_hellos_rejected_total'),
+            unknownPidAuditEntries: (await scs.store.audit.list({ action: 'hello.unknown_pid', limit: 10_000 })).length,
           },
           legitimateDevice: {
-            baselineMs: Math.round(baselineMs),
-            duringFloodMs: Math.round(duringMs),
-            ratio: Math.round((duringMs / baselineMs) * 100) / 100,
+            baseline: { servedMs: Math.round(baseline.servedMs), provisionedMs: Math.round(baseline.provisionedMs) },
+            duringFlood: { servedMs: Math.round(during.servedMs), provisionedMs: Math.round(during.provisionedMs) },
+            ratio: Math.round((during.provisionedMs / baseline.provisionedMs) * 100) / 100,
           },
+          loadAverage: { atFloodStart: load0, atEnd: loadavg()[0] },
           memoryMb: {
             idleRss: mb(idle.rss),
             peakRss: mb(peakRss),
@@ -207,8 +214,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === '--child') {
-  await child(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]));
-} else {
-  await main();
-}
+await main();

@@ -156,10 +156,13 @@ export function createHelloAdmission(deps: HelloAdmissionDeps): HelloAdmission {
     maxPending: config.helloMaxPending,
   });
   const audit = new AuditBatcher(store, log, actor);
+  // Labelled children looked up once: prom-client hashes the label object on every inc().
+  const unknownPid = metrics.hellosRejected.labels({ reason: 'unknown_pid' });
+  const openPerAddress = metrics.hellosRateLimited.labels({ by: 'open_per_address' });
 
   const noteUnknown = (hello: Hello & { version: 2 }, address: string): void => {
     metrics.hellosReceived.inc();
-    metrics.hellosRejected.inc({ reason: 'unknown_pid' });
+    unknownPid.inc();
     log.info({ uuid: hello.uuid, address, pid: hello.pid, outcome: 'unknown_pid' }, 'hello not connected back to');
     audit.add('hello.unknown_pid', 'hello.unknown_pid', hello.pid, undefined, () => ({
       address,
@@ -206,7 +209,7 @@ export function createHelloAdmission(deps: HelloAdmissionDeps): HelloAdmission {
       }));
     },
     onRefused(refusal) {
-      metrics.hellosRateLimited.inc({ by: 'open_per_address' });
+      openPerAddress.inc();
       if (!refusal.first) return;
       const address = normalizeAddress(refusal.remoteAddress);
       const key = 'hello.rate_limited:open_per_address';
