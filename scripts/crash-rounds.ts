@@ -31,6 +31,10 @@
  * each kind runs without a kill and times its work (database open -> exit; first hello -> every
  * device provisioned); later rounds are killed at a uniform random moment inside that duration,
  * so nearly every kill lands mid-work (a round whose process finished first is recorded as such).
+ * The machine's load changes between rounds (other work shares the cores), so the duration is
+ * scaled by this round's start-up time over the calibration round's (node and tsx start-up is
+ * CPU-bound work too, measured in the same process just before), within 0.5x..4x; and a round
+ * that finished before its kill re-times its kind (its measured duration becomes the calibration).
  * Prints a JSON summary; exit 1 if any invariant failed.
  *
  * Run: node --import tsx scripts/crash-rounds.ts [--rounds 50] [--kill-window-ms 8000] [--out file.json]
@@ -126,8 +130,8 @@ interface Ctx {
   readonly csvs: string[];
   /** Devices (UUIDs) of provisioning rounds so far. */
   readonly devices: string[];
-  /** Work duration per kind, measured by its calibration round (ms from the work's start). */
-  readonly calibrated: Partial<Record<Kind, number>>;
+  /** Per kind, the last measured work duration (ms from the work's start) and that round's start-up time. */
+  readonly calibrated: Partial<Record<Kind, { readonly workMs: number; readonly startupMs: number }>>;
   readonly log: (line: string) => void;
   /** The kill window, when killWindow was given. */
   readonly window?: { readonly fromMs: number; readonly toMs: number };
@@ -167,6 +171,8 @@ function cli(ctx: Ctx, args: readonly string[], logLevel: 'debug' | 'warn' = 'wa
 }
 
 interface CliRun {
+  /** ms after the work started the kill was set for; null: no kill (or the work never started). */
+  readonly killAtMs: number | null;
   /** The process exited by itself (never killed). */
   readonly finishedBeforeKill: boolean;
   /** Killed after its work started (the marker) and before it exited. */
@@ -179,22 +185,29 @@ interface CliRun {
   readonly exitCode: number | null;
 }
 
+/** When to kill, in ms after the work started, given this round's start-up time (ms); null: no kill. */
+type KillPlan = ((startupMs: number) => number) | null;
+
 /**
- * Runs a CLI `child` (spawned at debug level) and kills it with SIGKILL `killAtMs` after it logged
- * that its work started (null: let it finish). The kill timer starts at the marker, so the
- * start-up time of node and tsx, which varies with the machine's load, does not move the kill.
+ * Runs a CLI `child` (spawned at debug level) and kills it with SIGKILL `plan(startup)` ms after
+ * it logged that its work started (null: let it finish). The kill timer starts at the marker, so
+ * the start-up time of node and tsx, which varies with the machine's load, does not move the kill.
  */
-async function runKilled(child: ChildProcess, killAtMs: number | null): Promise<CliRun> {
+async function runKilled(child: ChildProcess, plan: KillPlan): Promise<CliRun> {
   let output = '';
   const started = performance.now();
   let markerAt: number | undefined;
+  let killAtMs: number | null = null;
   let killed = false;
   let timer: NodeJS.Timeout | undefined;
   const onData = (b: Buffer): void => {
     output += b.toString();
     if (markerAt !== undefined || !output.includes(WORK_STARTED)) return;
     markerAt = performance.now();
-    if (killAtMs !== null) timer = setTimeout(() => (killed = child.kill('SIGKILL')), killAtMs);
+    if (plan === null) return;
+    const at = plan(markerAt - started);
+    killAtMs = at;
+    timer = setTimeout(() => (killed = child.kill('SIGKILL')), at);
   };
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
@@ -203,6 +216,7 @@ async function runKilled(child: ChildProcess, killAtMs: number | null): Promise<
   const ended = performance.now();
   clearTimeout(timer);
   return {
+    killAtMs,
     finishedBeforeKill: !killed,
     killedMidWork: killed && markerAt !== undefined,
     workStartMs: markerAt === undefined ? null : Math.round(markerAt - started),
@@ -212,23 +226,33 @@ async function runKilled(child: ChildProcess, killAtMs: number | null): Promise<
   };
 }
 
-/** When to kill, in ms after the work started; null: the calibration round of this kind. */
-function killMoment(ctx: Ctx, kind: Kind): number | null {
+/** When to kill; null: the calibration round of this kind (no kill). */
+function killPlan(ctx: Ctx, kind: Kind): KillPlan {
   const w = ctx.window;
-  if (w !== undefined) return Math.round(w.fromMs + randomInt(Math.max(1, w.toMs - w.fromMs) + 1));
-  const work = ctx.calibrated[kind];
-  if (work === undefined) return null;
-  // Uniform inside the measured work: [0, work] ms after it started.
-  return randomInt(Math.max(1, Math.round(work)) + 1);
+  if (w !== undefined) {
+    const at = Math.round(w.fromMs + randomInt(Math.max(1, w.toMs - w.fromMs) + 1));
+    return () => at;
+  }
+  const cal = ctx.calibrated[kind];
+  if (cal === undefined) return null;
+  const u = randomInt(1_000_001) / 1_000_000;
+  // Uniform inside the measured work, scaled by how much slower (or faster) this process started.
+  return (startupMs) => {
+    const load = Math.min(4, Math.max(0.5, startupMs / Math.max(1, cal.startupMs)));
+    return Math.round(u * cal.workMs * load);
+  };
 }
 
 // ---------------------------------------------------------------- rounds
 
 interface RoundRun {
+  readonly killAtMs: number | null;
   readonly finishedBeforeKill: boolean;
   readonly killedMidWork: boolean;
   readonly workStartMs: number | null;
-  /** The work's duration when not killed (calibration); null otherwise or unknown. */
+  /** The start-up time the kill was scaled by (CLI: spawn to marker; provision: serve's spawn to listening). */
+  readonly startupMs: number | null;
+  /** The work's duration when it ran to its end (calibration, or finished before the kill); else null. */
   readonly workMs: number | null;
   readonly effect: string;
   /** The process's own exit code; null when a signal ended it. */
@@ -236,19 +260,19 @@ interface RoundRun {
   readonly output: string;
 }
 
-async function roundGenerate(ctx: Ctx, round: number, killAtMs: number | null): Promise<RoundRun> {
+async function roundGenerate(ctx: Ctx, round: number, plan: KillPlan): Promise<RoundRun> {
   const batch = `gen-r${round}`;
-  const r = await runKilled(cli(ctx, ['psk', 'generate', '--count', '30000', '--batch', batch], 'debug'), killAtMs);
+  const r = await runKilled(cli(ctx, ['psk', 'generate', '--count', '30000', '--batch', batch], 'debug'), plan);
   // Killed before its first chunk committed, the batch does not exist at all.
   const n = await withStore(ctx, async (s) =>
     (await s.batches.get(batch)) === undefined
       ? 0
       : Object.values(await s.psks.countByState({ batch })).reduce((a, b) => a + b, 0),
   );
-  return { ...r, effect: `${n} of 30000 PSKs in ${batch}` };
+  return { ...r, startupMs: r.workStartMs, effect: `${n} of 30000 PSKs in ${batch}` };
 }
 
-async function roundImport(ctx: Ctx, round: number, killAtMs: number | null): Promise<RoundRun> {
+async function roundImport(ctx: Ctx, round: number, plan: KillPlan): Promise<RoundRun> {
   // A fresh bundle from the other installation.
   const file = path.join(ctx.srcDir, `r${round}.bundle`);
   const pids = await withStore(
@@ -265,29 +289,30 @@ async function roundImport(ctx: Ctx, round: number, killAtMs: number | null): Pr
     },
   );
   ctx.bundles.push({ file, batch: `bundle-r${round}`, pids });
-  const r = await runKilled(cli(ctx, ['psk', 'import', file], 'debug'), killAtMs);
+  const r = await runKilled(cli(ctx, ['psk', 'import', file], 'debug'), plan);
   const present = await withStore(ctx, async (s) => {
     let n = 0;
     for (const pid of pids) if ((await s.psks.get(pid)) !== undefined) n++;
     return n;
   });
-  return { ...r, effect: `${present} of ${pids.length} bundle PSKs present` };
+  return { ...r, startupMs: r.workStartMs, effect: `${present} of ${pids.length} bundle PSKs present` };
 }
 
-async function roundExport(ctx: Ctx, round: number, killAtMs: number | null): Promise<RoundRun> {
+async function roundExport(ctx: Ctx, round: number, plan: KillPlan): Promise<RoundRun> {
   const batch = `exp-r${round}`;
   await withStore(ctx, (s) => insert(s, batch, 3000, 'available'));
   const file = path.join(ctx.dir, `r${round}.csv`);
   ctx.csvs.push(file);
   const r = await runKilled(
     cli(ctx, ['psk', 'export', '--format', 'csv', '--batch', batch, '--out', file], 'debug'),
-    killAtMs,
+    plan,
   );
   // What the next `psk export` does first.
   const recovered = await withStore(ctx, (s) => recoverPendingExports(s));
   const exported = await withStore(ctx, async (s) => (await s.psks.countByState({ batch })).exported);
   return {
     ...r,
+    startupMs: r.workStartMs,
     effect: `file ${existsSync(file) ? 'present' : 'absent'}, ${exported} exported, ${recovered.length} recovered`,
   };
 }
@@ -331,7 +356,7 @@ async function jobsDone(ctx: Ctx, timeoutMs = 120_000): Promise<void> {
   }
 }
 
-async function roundProvision(ctx: Ctx, round: number, killAtMs: number | null): Promise<RoundRun> {
+async function roundProvision(ctx: Ctx, round: number, plan: KillPlan): Promise<RoundRun> {
   const batch = `prov-r${round}`;
   const devices = 4;
   const pids = await withStore(ctx, async (s) => {
@@ -341,11 +366,14 @@ async function roundProvision(ctx: Ctx, round: number, killAtMs: number | null):
   });
   const amtTlsPort = 20_000 + randomInt(40_000);
   const helloPort = 20_000 + randomInt(40_000);
+  const spawned = performance.now();
   const first = serve(ctx, helloPort, amtTlsPort);
   let fleet: Fleet | undefined;
   let second: ChildProcess | undefined;
   try {
     await listening(first);
+    // serve's start-up: this round's load proxy (see killPlan).
+    const startupMs = performance.now() - spawned;
     const pairs = await withStore(ctx, async (s) =>
       Promise.all(
         pids.map(async (pid) => ({
@@ -354,7 +382,6 @@ async function roundProvision(ctx: Ctx, round: number, killAtMs: number | null):
         })),
       ),
     );
-    const spawned = performance.now();
     fleet = await startFleet({
       devices,
       psks: pairs,
@@ -372,7 +399,7 @@ async function roundProvision(ctx: Ctx, round: number, killAtMs: number | null):
     const started = performance.now();
     ctx.devices.push(...fleet.devices.map((d) => d.uuid));
     const f = fleet;
-    if (killAtMs === null) {
+    if (plan === null) {
       await f.waitFor('all-provisioned', { timeoutMs: 240_000 });
       // Calibration: from the first hellos until every device is provisioned.
       const workMs = Math.round(performance.now() - started);
@@ -380,17 +407,24 @@ async function roundProvision(ctx: Ctx, round: number, killAtMs: number | null):
       first.kill('SIGTERM');
       const [code] = (await once(first, 'exit')) as [number | null];
       return {
+        killAtMs: null,
         finishedBeforeKill: true,
         killedMidWork: false,
         workStartMs: Math.round(started - spawned),
+        startupMs,
         workMs,
         effect: `${devices} provisioned (calibration)`,
         exitCode: code,
         output: '',
       };
     }
-    const wait = killAtMs - (performance.now() - started);
-    if (wait > 0) await sleep(wait);
+    const killAtMs = plan(startupMs);
+    // Watch for the end of the work until the kill: a round that finishes first re-times its kind.
+    let doneAt: number | undefined;
+    while (performance.now() - started < killAtMs) {
+      if (doneAt === undefined && f.counts().post === devices) doneAt = performance.now() - started;
+      await sleep(Math.min(10, Math.max(0, killAtMs - (performance.now() - started))));
+    }
     const post = f.counts().post;
     // Mid-work: at least one device was not provisioned yet (its job certainly unfinished).
     const finishedBeforeKill = post === devices;
@@ -404,10 +438,12 @@ async function roundProvision(ctx: Ctx, round: number, killAtMs: number | null):
     second.kill('SIGTERM');
     const [code] = (await once(second, 'exit')) as [number | null];
     return {
+      killAtMs,
       finishedBeforeKill,
       killedMidWork: !finishedBeforeKill,
       workStartMs: Math.round(started - spawned),
-      workMs: null,
+      startupMs,
+      workMs: finishedBeforeKill ? Math.round(doneAt ?? killAtMs) : null,
       effect: `${post} of ${devices} provisioned at the kill, all after the restart`,
       exitCode: code,
       output: '',
@@ -539,7 +575,7 @@ export async function runCrashRounds(options: CrashRunOptions): Promise<CrashRun
     await withStore({ db: path.join(srcDir, 'scs.db'), key: path.join(srcDir, 'master.key') }, () => Promise.resolve());
     for (let round = 1; round <= options.rounds; round++) {
       const kind = KINDS[(round - 1) % KINDS.length] as Kind;
-      const killAtMs = killMoment(ctx, kind);
+      const plan = killPlan(ctx, kind);
       const started = performance.now();
       const run =
         kind === 'generate'
@@ -551,12 +587,14 @@ export async function runCrashRounds(options: CrashRunOptions): Promise<CrashRun
               : roundProvision;
       let r: RoundRun;
       try {
-        r = await run(ctx, round, killAtMs);
+        r = await run(ctx, round, plan);
       } catch (e) {
         // The harness itself failed (a server that did not start in time, a device that never
         // finished): recorded as this round's error; the invariants are still checked.
         const message = e instanceof Error ? e.message : String(e);
         r = {
+          killAtMs: null,
+          startupMs: null,
           finishedBeforeKill: false,
           killedMidWork: false,
           workStartMs: null,
@@ -570,7 +608,11 @@ export async function runCrashRounds(options: CrashRunOptions): Promise<CrashRun
         r.exitCode !== null && r.exitCode !== 0
           ? `exited ${r.exitCode}: ${r.output.trim().split('\n').slice(-3).join(' | ')}`
           : null;
-      if (killAtMs === null && error === null && r.workMs !== null) ctx.calibrated[kind] = r.workMs;
+      // The calibration round, or any round that ran to its end: its duration times the next kills.
+      if (error === null && r.workMs !== null && r.startupMs !== null && (plan === null || r.finishedBeforeKill)) {
+        ctx.calibrated[kind] = { workMs: r.workMs, startupMs: r.startupMs };
+      }
+      const killAtMs = plan === null ? null : r.killAtMs;
       const violations = await withStore(ctx, (s) => checkInvariants(ctx, s));
       const result: RoundResult = {
         round,
@@ -607,7 +649,7 @@ export async function runCrashRounds(options: CrashRunOptions): Promise<CrashRun
           {
             rounds: rs.length,
             calibration: rs.filter((r) => r.killAtMs === null).length,
-            workMs: ctx.calibrated[k] ?? null,
+            workMs: ctx.calibrated[k]?.workMs ?? null,
             killedMidWork: rs.filter((r) => r.killedMidWork).length,
             finishedBeforeKill: rs.filter((r) => r.finishedBeforeKill).length,
             violations: rs.reduce((n, r) => n + r.violations.length, 0),
