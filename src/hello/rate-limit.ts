@@ -40,7 +40,11 @@ export interface HelloGateOptions {
 export type LimitedBy = 'address' | 'pid' | 'pending';
 
 export type Admission =
-  | { readonly ok: true; readonly release: () => void }
+  | {
+      readonly ok: true;
+      /** Call once the hello settled (a method: call it on the admission, do not pass it around). */
+      release(): void;
+    }
   | {
       readonly ok: false;
       readonly by: LimitedBy;
@@ -113,17 +117,39 @@ export interface HelloGate {
   stats(): { readonly pending: number; readonly trackedAddresses: number; readonly trackedPids: number };
 }
 
+interface InFlight {
+  pending: number;
+  /** Refusals for maxPending since a hello was last let through. */
+  pendingDropped: number;
+}
+
+/** An admitted hello's ticket: a class, so admitting makes no closure per hello. */
+class Ticket {
+  readonly ok = true;
+  readonly #flight: InFlight;
+  #released = false;
+
+  constructor(flight: InFlight) {
+    this.#flight = flight;
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#flight.pending--;
+  }
+}
+
 export function createHelloGate(options: HelloGateOptions): HelloGate {
   const now = options.now ?? (() => performance.now());
   const byAddress = new TokenBuckets(options.address, options.maxTracked, now);
   const byPid = new TokenBuckets(options.pid, options.maxTracked, now);
-  let pending = 0;
-  let pendingDropped = 0;
+  const flight: InFlight = { pending: 0, pendingDropped: 0 };
   return {
     admit(pid, address) {
-      if (pending >= options.maxPending) {
-        pendingDropped++;
-        return { ok: false, by: 'pending', first: pendingDropped === 1, dropped: pendingDropped };
+      if (flight.pending >= options.maxPending) {
+        const dropped = ++flight.pendingDropped;
+        return { ok: false, by: 'pending', first: dropped === 1, dropped };
       }
       const a = byAddress.take(address);
       if (!a.ok) return { ok: false, by: 'address', first: a.dropped === 1, dropped: a.dropped };
@@ -131,20 +157,12 @@ export function createHelloGate(options: HelloGateOptions): HelloGate {
         const p = byPid.take(pid);
         if (!p.ok) return { ok: false, by: 'pid', first: p.dropped === 1, dropped: p.dropped };
       }
-      pending++;
-      pendingDropped = 0;
-      let released = false;
-      return {
-        ok: true,
-        release: () => {
-          if (released) return;
-          released = true;
-          pending--;
-        },
-      };
+      flight.pending++;
+      flight.pendingDropped = 0;
+      return new Ticket(flight);
     },
     stats() {
-      return { pending, trackedAddresses: byAddress.size, trackedPids: byPid.size };
+      return { pending: flight.pending, trackedAddresses: byAddress.size, trackedPids: byPid.size };
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { Config } from '../config.ts';
 import type { Hello } from '../hello/decode.ts';
 import type { ConnectionRefusal, MalformedHello } from '../hello/listener.ts';
-import { createHelloGate, type HelloGate } from '../hello/rate-limit.ts';
+import { createHelloGate, type Admission, type HelloGate } from '../hello/rate-limit.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Pid } from '../psk/pid.ts';
@@ -65,6 +65,7 @@ const PIDS_PER_ENTRY = 1000;
 const FLUSH_MS = 500;
 
 type Facts = Readonly<Record<string, string | number>>;
+type Ticket = Extract<Admission, { ok: true }>;
 
 interface Batch {
   readonly action: string;
@@ -171,13 +172,17 @@ export function createHelloAdmission(deps: HelloAdmissionDeps): HelloAdmission {
     }));
   };
 
-  const admitted = async (hello: Hello, remoteAddress: string, address: string): Promise<void> => {
-    if (hello.version === 2) {
-      // A read outside any transaction: cheap, and it never waits for an fsync of its own.
-      const known = await store.psks.get(hello.pid).catch(() => 'unknown-error' as const);
-      if (known === undefined) return noteUnknown(hello, address);
+  const admitted = async (hello: Hello, remoteAddress: string, address: string, ticket: Ticket): Promise<void> => {
+    try {
+      if (hello.version === 2) {
+        // A read outside any transaction: cheap, and it never waits for an fsync of its own.
+        const known = await store.psks.get(hello.pid).catch(() => 'unknown-error' as const);
+        if (known === undefined) return noteUnknown(hello, address);
+      }
+      await deps.accept(hello, remoteAddress);
+    } finally {
+      ticket.release();
     }
-    await deps.accept(hello, remoteAddress);
   };
 
   return {
@@ -186,7 +191,7 @@ export function createHelloAdmission(deps: HelloAdmissionDeps): HelloAdmission {
       const address = normalizeAddress(remoteAddress);
       const pid = hello.version === 2 ? hello.pid : undefined;
       const admission = gate.admit(pid, address);
-      if (admission.ok) return admitted(hello, remoteAddress, address).finally(admission.release);
+      if (admission.ok) return admitted(hello, remoteAddress, address, admission);
       const { by } = admission;
       metrics.hellosRateLimited.inc({ by });
       if (admission.first) {
