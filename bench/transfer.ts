@@ -8,7 +8,7 @@
  *   node --import tsx bench/transfer.ts [pairs]
  */
 import { spawnSync } from 'node:child_process';
-import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,19 +38,52 @@ function mainThreadCpuMs(): number | null {
   }
 }
 
-/** Wall time, CPU of every thread, and main-thread CPU of `fn`; the machine may be shared. */
-async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; cpuMs: number; mainCpuMs: number }> {
+/** CPU ms (utime + stime) of every thread of this process by thread id, with its name (Linux /proc). */
+function threadCpuMs(): Map<string, { name: string; ms: number }> {
+  const out = new Map<string, { name: string; ms: number }>();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        out.set(tid, { name, ms: (Number(fields[11]) + Number(fields[12])) * 10 });
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    // not Linux
+  }
+  return out;
+}
+
+/**
+ * Wall time, CPU of every thread, and main-thread CPU of `fn`; the machine may be shared. Also
+ * the busiest threads' CPU during `fn` (name:ms): on a shared machine wall time says little, and
+ * the busiest thread (or all CPU over the cores) is what bounds the wall time on an idle one.
+ */
+async function timed<T>(
+  fn: () => Promise<T>,
+): Promise<{ value: T; ms: number; cpuMs: number; mainCpuMs: number; busiestThreadsMs: string }> {
   const c0 = process.cpuUsage();
   const m0 = mainThreadCpuMs() ?? 0;
+  const th0 = threadCpuMs();
   const t0 = performance.now();
   const value = await fn();
   const ms = Math.round(performance.now() - t0);
   const c = process.cpuUsage(c0);
+  const busiest = [...threadCpuMs()]
+    .map(([tid, t]) => ({ name: t.name, ms: t.ms - (th0.get(tid)?.ms ?? 0) }))
+    .filter((t) => t.ms >= 50)
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 6);
   return {
     value,
     ms,
     cpuMs: Math.round((c.user + c.system) / 1000),
     mainCpuMs: (mainThreadCpuMs() ?? 0) - m0,
+    busiestThreadsMs: busiest.map((t) => `${t.name}:${t.ms}`).join(' '),
   };
 }
 

@@ -1,4 +1,6 @@
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 /**
@@ -35,14 +37,16 @@ interface Pending {
 /**
  * Built (tsc) code starts the compiled seal-worker.js directly. Run from TypeScript source under
  * tsx, the worker must register tsx first: Node 20 does not carry the parent's module hooks
- * into worker threads, so the worker is a one-line bootstrap that loads the .ts file through tsx's tsImport API.
+ * into worker threads, so the worker is a one-line bootstrap that loads the .ts file through
+ * tsx's CommonJS require API. (Its ESM tsImport API worked too, but each such thread took ~10 MB
+ * more memory, which two threads next to scrypt's 128 MiB could not spare under 300 MB.)
  */
 function startWorker(data: SealWorkerData): Worker {
   if (!import.meta.url.endsWith('.ts'))
     return new Worker(new URL('./seal-worker.js', import.meta.url), { workerData: data });
-  const worker = new URL('./seal-worker.ts', import.meta.url).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const code = `import(${JSON.stringify(tsx)}).then((api) => api.tsImport(${JSON.stringify(worker)}, ${JSON.stringify(import.meta.url)}));`;
+  const worker = fileURLToPath(new URL('./seal-worker.ts', import.meta.url));
+  const tsx = createRequire(import.meta.url).resolve('tsx/cjs/api');
+  const code = `require(${JSON.stringify(tsx)}).require(${JSON.stringify(worker)}, ${JSON.stringify(import.meta.url)});`;
   return new Worker(code, { eval: true, workerData: data });
 }
 

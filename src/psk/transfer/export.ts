@@ -286,8 +286,9 @@ async function runExport(store: Store, options: ExportOptions, target: Target): 
             ...(bundleSettings.chunkSize === undefined ? {} : { chunkSize: bundleSettings.chunkSize }),
           })
         : undefined;
-    if (encoder !== undefined) await emit(await encoder.startAsync());
-    if (format === 'csv') await emit(encodeCsvHeader());
+    // scrypt (bundle) runs on the thread pool while the first pages are read below.
+    const header = encoder?.startAsync();
+    header?.catch(() => undefined); // awaited below
 
     const setupRecords: SetupBinRecordInput[] = [];
     const setupSettings = options.setupBin;
@@ -335,8 +336,7 @@ async function runExport(store: Store, options: ExportOptions, target: Target): 
     // page): they commit with the file, or not at all. A bundle copy changes nothing; a move
     // takes every row; csv/setup-bin mark what was available.
     let remaining = total;
-    for (const state of states) {
-      if (remaining === 0) break;
+    const pagesOf = (state: PskState): { to: PskState | undefined; pages: AsyncIterator<PskPage> } => {
       const to: PskState | undefined =
         format === 'bundle' ? (move ? 'transferred' : undefined) : state === 'available' ? 'exported' : undefined;
       const pages = tx.psks.pages(
@@ -348,14 +348,42 @@ async function runExport(store: Store, options: ExportOptions, target: Target): 
         },
         { actor: options.actor, purpose: `export ${format} ${exportId}` },
       );
-      for await (const page of pages) {
+      return { to, pages: pages[Symbol.asyncIterator]() };
+    };
+    const nextOf = (pages: AsyncIterator<PskPage>): Promise<IteratorResult<PskPage>> => {
+      const p = pages.next();
+      p.catch(() => undefined); // awaited in the loop
+      return p;
+    };
+    // The first pages are read and their PPS opened (the seal worker threads starting meanwhile)
+    // while scrypt derives the bundle key: neither waits for the other.
+    let s = 0;
+    let source = pagesOf(states[0] as PskState);
+    let next = nextOf(source.pages);
+    try {
+      if (header !== undefined) await emit(await header);
+      if (format === 'csv') await emit(encodeCsvHeader());
+      for (;;) {
+        const r = await next;
+        if (r.done === true) {
+          s++;
+          if (s >= states.length || remaining === 0) break;
+          source = pagesOf(states[s] as PskState);
+          next = nextOf(source.pages);
+          continue;
+        }
+        const page = r.value;
         options.signal?.throwIfAborted();
         await take(page);
-        if (to !== undefined) stateChanged += page.count;
+        if (source.to !== undefined) stateChanged += page.count;
         remaining -= page.count;
         done += page.count;
         options.onProgress?.(done, total);
+        next = nextOf(source.pages);
       }
+    } finally {
+      // Stops the reader (and waits for the pages it read ahead) if the loop ended early.
+      await source.pages.return?.(undefined).catch(() => undefined);
     }
     if (done !== total) {
       throw new ScsError('SCS_STORE_FAILED', `export read ${done} PSKs where ${total} were counted`);
@@ -382,62 +410,71 @@ async function runExport(store: Store, options: ExportOptions, target: Target): 
       });
       await emit(file);
     }
-    await target.beforeCommit();
-
-    const sha256 = hash.digest('hex');
-    await tx.transfers.recordExport({
-      id: exportId,
-      format,
-      file: target.file,
-      tempFile: target.tempFile,
-      status: target.tempFile === null ? 'complete' : 'pending',
-      recordCount: total,
-      batch: options.batch ?? null,
-      mode,
-      sha256,
-      bytes,
-      setupBinVersion: setupBinVersion ?? null,
-      doNotConsume: format === 'setup-bin' ? setupSettings?.doNotConsume === true : null,
-      bundleId: encoder?.bundleId ?? null,
-      actor: options.actor,
-    });
-    if (format === 'setup-bin') {
-      // The record number -> PID log: after the BIOS zeroes a consumed record, only this says
-      // which PID it carried (docs/formats.md, "What the BIOS does to a consumed record").
-      for (let i = 0; i < setupRecords.length; i += 10_000) {
-        await tx.transfers.addExportRecords(
-          exportId,
-          setupRecords.slice(i, i + 10_000).map((r, k) => ({ number: i + k + 1, pid: r.pid })),
-        );
+    // The file's fsync runs while the export log and the audit entry are written: the
+    // transaction still commits only after it has finished, and rolls back if it failed.
+    const synced = target.beforeCommit();
+    synced.catch(() => undefined); // awaited below on every path
+    try {
+      const sha256 = hash.digest('hex');
+      await tx.transfers.recordExport({
+        id: exportId,
+        format,
+        file: target.file,
+        tempFile: target.tempFile,
+        status: target.tempFile === null ? 'complete' : 'pending',
+        recordCount: total,
+        batch: options.batch ?? null,
+        mode,
+        sha256,
+        bytes,
+        setupBinVersion: setupBinVersion ?? null,
+        doNotConsume: format === 'setup-bin' ? setupSettings?.doNotConsume === true : null,
+        bundleId: encoder?.bundleId ?? null,
+        actor: options.actor,
+      });
+      if (format === 'setup-bin') {
+        // The record number -> PID log: after the BIOS zeroes a consumed record, only this says
+        // which PID it carried (docs/formats.md, "What the BIOS does to a consumed record").
+        for (let i = 0; i < setupRecords.length; i += 10_000) {
+          await tx.transfers.addExportRecords(
+            exportId,
+            setupRecords.slice(i, i + 10_000).map((r, k) => ({ number: i + k + 1, pid: r.pid })),
+          );
+        }
       }
-    }
-    await tx.audit.append({
-      actor: options.actor,
-      action: 'psk.export',
-      detail: {
+      await tx.audit.append({
+        actor: options.actor,
+        action: 'psk.export',
+        detail: {
+          exportId,
+          format,
+          count: total,
+          file: target.file,
+          batch: options.batch ?? null,
+          mode,
+          bytes,
+          sha256,
+          ...(encoder === undefined ? {} : { bundleId: encoder.bundleId }),
+          ...(setupBinVersion === undefined ? {} : { setupBinVersion }),
+        },
+      });
+      const summary: ExportSummary = {
         exportId,
         format,
         count: total,
         file: target.file,
-        batch: options.batch ?? null,
-        mode,
         bytes,
         sha256,
+        mode,
+        stateChanged,
         ...(encoder === undefined ? {} : { bundleId: encoder.bundleId }),
         ...(setupBinVersion === undefined ? {} : { setupBinVersion }),
-      },
-    });
-    return {
-      exportId,
-      format,
-      count: total,
-      file: target.file,
-      bytes,
-      sha256,
-      mode,
-      stateChanged,
-      ...(encoder === undefined ? {} : { bundleId: encoder.bundleId }),
-      ...(setupBinVersion === undefined ? {} : { setupBinVersion }),
-    };
+      };
+      await synced;
+      return summary;
+    } catch (e) {
+      await synced.catch(() => undefined);
+      throw e;
+    }
   });
 }

@@ -219,23 +219,28 @@ export async function* psksPages(
     remaining -= take;
     return guard(write(ctx, (tx) => readPage(tx, options, context, afterId, take, toMs)));
   };
-  /** The page after `prev` (read once `prev` has been: its last id is the cursor), if there may be one. */
   let stopped = false;
+  /** The page after `prev` (read once `prev` has been: its last id is the cursor), if there may be one. */
   const after = (prev: ReadPage | undefined): Promise<ReadPage | undefined> =>
     !stopped && prev !== undefined && prev.full && remaining > 0 ? fetch(prev.lastId) : Promise.resolve(undefined);
   const queue: Promise<ReadPage | undefined>[] = [];
+  let tail: Promise<ReadPage | undefined> = Promise.resolve(undefined);
   const enqueue = (p: Promise<ReadPage | undefined>): void => {
     p.catch(() => undefined); // awaited in order below; never an unhandled rejection
     queue.push(p);
+    tail = p;
   };
   const readAhead = ctx.inTx;
   enqueue(fetch(0));
   let held: Buffer | undefined;
+  let first = true;
   try {
     for (;;) {
-      // The reads chain one after another (each needs the previous page's last id).
-      while (readAhead && queue.length <= READ_AHEAD)
-        enqueue((queue[queue.length - 1] as Promise<ReadPage | undefined>).then(after));
+      // The reads chain one after another (each needs the previous page's last id). Not before
+      // the first page is taken: a bundle export reads it while scrypt holds 128 MiB, and more
+      // pages in flight would start a second seal worker thread then too (peak RSS).
+      while (readAhead && !first && queue.length <= READ_AHEAD) enqueue(tail.then(after));
+      first = false;
       const next = queue.shift();
       if (next === undefined) return;
       const page = await next;
