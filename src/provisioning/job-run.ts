@@ -134,7 +134,10 @@ export async function runJob(deps: JobRunDeps, queued: JobRow, signal: AbortSign
     const finishing = job;
     const finalData = ctx.data;
     const progress = ctx.progress.snapshot();
-    job = await deps.group.run((tx) => finishSucceeded(tx, finishing, finalData, verified, actor, progress));
+    const mebxEscrowId = ctx.deviceMebxEscrowId;
+    job = await deps.group.run((tx) =>
+      finishSucceeded(tx, finishing, finalData, verified, actor, progress, mebxEscrowId),
+    );
     metrics?.jobsSucceeded.inc();
     log.info(
       { hostName: ctx.data.hostName, amtVersion: ctx.data.amtVersion, newPid: ctx.data.newPid ?? null },
@@ -270,6 +273,8 @@ class Context implements JobContext {
   readonly signal: AbortSignal;
   readonly actor: string;
   readonly candidates: readonly Credentials[];
+  /** The device row's MEBx escrow id at the job's start (the finish keeps it when no new one was set). */
+  readonly deviceMebxEscrowId: number | null;
   readonly clients: ClientFactory;
   data: JobData;
   facts: DeviceFacts | undefined;
@@ -291,6 +296,7 @@ class Context implements JobContext {
       profileSecrets: ProfileSecretValues;
       pps: Secret<Pps>;
       candidates: Credentials[];
+      deviceMebxEscrowId: number | null;
     },
   ) {
     this.#deps = deps;
@@ -311,6 +317,7 @@ class Context implements JobContext {
     this.signal = signal;
     this.actor = deps.actor;
     this.candidates = parts.candidates;
+    this.deviceMebxEscrowId = parts.deviceMebxEscrowId;
     this.data = job.data;
     this.clients = {
       psk: (pid, pps, credentials) =>
@@ -366,7 +373,13 @@ class Context implements JobContext {
     const pps = revealed ?? (await deps.group.run((tx) => tx.psks.reveal(job.pid, { actor, purpose: 'provision' })));
     const device = await store.devices.get(job.deviceUuid);
     const candidates = await credentialCandidates(store, job, device, profileSecrets);
-    return new Context(deps, job, log, signal, { profile: profile.settings, profileSecrets, pps, candidates });
+    return new Context(deps, job, log, signal, {
+      profile: profile.settings,
+      profileSecrets,
+      pps,
+      candidates,
+      deviceMebxEscrowId: device?.mebxEscrowId ?? null,
+    });
   }
 
   #track(client: AmtClient): AmtClient {

@@ -21,11 +21,19 @@ export interface Verified {
   readonly credentials: Credentials;
 }
 
-/** The steps done since the job's last write: audited and noted on the job first (progress.ts). */
-async function writeProgress(tx: Store, job: JobRow, progress: ProgressSnapshot, actor: string): Promise<void> {
-  if (progress.steps.length === 0) return;
+/**
+ * The steps done since the job's last write (progress.ts): their audit entries first; the last
+ * one goes in the job's step column with the finish (returned here for jobs.finish).
+ */
+async function writeProgress(
+  tx: Store,
+  job: JobRow,
+  progress: ProgressSnapshot,
+  actor: string,
+): Promise<{ step?: string }> {
+  if (progress.steps.length === 0) return {};
   await writeStepEntries(tx, job, progress, actor);
-  if (progress.lastStep !== undefined) await tx.jobs.update(job.id, { step: progress.lastStep }, undefined, { actor });
+  return progress.lastStep === undefined ? {} : { step: progress.lastStep };
 }
 
 export async function finishSucceeded(
@@ -35,11 +43,13 @@ export async function finishSucceeded(
   verified: Verified,
   actor: string,
   progress: ProgressSnapshot,
+  /** The device's MEBx escrow id as the job read it at its start (only a job's finish changes it). */
+  knownMebxEscrowId: number | null,
 ): Promise<JobRow> {
   const uuid = job.deviceUuid;
   const newPid = (data.newPid as Pid | undefined) ?? null;
   return store.transaction(async (tx) => {
-    await writeProgress(tx, job, progress, actor);
+    const step = await writeProgress(tx, job, progress, actor);
     const hello = await tx.psks.get(job.pid);
     if (hello?.state === 'in_use') {
       await tx.psks.transition({
@@ -73,7 +83,6 @@ export async function finishSucceeded(
       rows.filter((r) => !keep.has(r.id) && r.status !== 'retired').map((r) => r.id),
       'retired',
     );
-    const device = await tx.devices.get(uuid);
     await tx.devices.markProvisioned(
       uuid,
       {
@@ -85,7 +94,7 @@ export async function finishSucceeded(
         adminUser: verified.credentials.username,
         adminEscrowId,
         // A MEBx password set earlier and not changed now stays the one the device has.
-        mebxEscrowId: mebxEscrowId ?? device?.mebxEscrowId ?? null,
+        mebxEscrowId: mebxEscrowId ?? knownMebxEscrowId,
         certPem: data.certPem ?? null,
         certFingerprint: data.certFingerprint ?? null,
         certNotAfter: data.certNotAfter === undefined ? null : new Date(data.certNotAfter),
@@ -94,7 +103,7 @@ export async function finishSucceeded(
       },
       { actor },
     );
-    return tx.jobs.finish(job.id, { state: 'succeeded', data }, { actor });
+    return tx.jobs.finish(job.id, { state: 'succeeded', data, ...step }, { actor });
   });
 }
 
@@ -108,9 +117,9 @@ export async function finishFailed(
 ): Promise<JobRow> {
   const uuid = job.deviceUuid;
   return store.transaction(async (tx) => {
-    await writeProgress(tx, job, progress, actor);
+    const step = await writeProgress(tx, job, progress, actor);
     if (data.commitSent === true) {
-      const row = await tx.jobs.finish(job.id, { state: 'failed', ...failure, data }, { actor });
+      const row = await tx.jobs.finish(job.id, { state: 'failed', ...failure, data, ...step }, { actor });
       await tx.devices.markState(uuid, 'unverified', { jobId: job.id, code: failure.code }, { actor });
       return row;
     }
@@ -129,7 +138,7 @@ export async function finishFailed(
       candidates.map((r) => r.id),
       'retired',
     );
-    const row = await tx.jobs.finish(job.id, { state: 'failed', ...failure, data }, { actor });
+    const row = await tx.jobs.finish(job.id, { state: 'failed', ...failure, data, ...step }, { actor });
     await tx.devices.markState(uuid, 'failed', { jobId: job.id, code: failure.code }, { actor });
     return row;
   });

@@ -1,6 +1,7 @@
 import { ScsError } from '../../errors.ts';
 import type { Pid } from '../../psk/pid.ts';
 import { parseDetail } from '../audit-chain.ts';
+import { hotFirst, runHot, slot } from '../sql/hot-query.ts';
 import { appendAudit, flushAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
 import type { AuditEntry } from '../store.ts';
 import type { DevicesTable } from './schema.ts';
@@ -53,7 +54,10 @@ export class SqlDevices implements DeviceRepository {
   }
 
   async get(uuid: string): Promise<DeviceRow | undefined> {
-    const r = await guard(db(this.#ctx).selectFrom('devices').selectAll().where('uuid', '=', uuid).executeTakeFirst());
+    const q = db(this.#ctx);
+    const r = await guard(
+      hotFirst(this.#ctx, 'devices.get', [uuid], () => q.selectFrom('devices').selectAll().where('uuid', '=', slot(0))),
+    );
     return r === undefined ? undefined : toRow(r);
   }
 
@@ -87,38 +91,40 @@ export class SqlDevices implements DeviceRepository {
     checkUuid(uuid);
     await write(this.#ctx, async (tx) => {
       const now = nowIso();
-      await db(tx)
-        .insertInto('devices')
-        .values({
-          uuid,
-          state: 'provisioning',
-          address: facts.address,
-          amt_version: null,
-          host_name: null,
-          domain_name: null,
-          profile: facts.profile,
-          admin_user: null,
-          admin_escrow_id: null,
-          mebx_escrow_id: null,
-          cert_pem: null,
-          cert_fingerprint: null,
-          cert_not_after: null,
-          pid: null,
-          last_job_id: facts.jobId,
-          provisioned_at: null,
-          created_at: now,
-          updated_at: now,
-        })
-        // A known device keeps what it had (credentials, certificate) until the new job finishes.
-        .onConflict((oc) =>
-          oc.column('uuid').doUpdateSet({
+      // Compiled once (hot-query.ts): slots 0-4 are uuid, address, profile, job id, now.
+      await runHot(tx, 'devices.noteJob', [uuid, facts.address, facts.profile, facts.jobId, now], () =>
+        db(tx)
+          .insertInto('devices')
+          .values({
+            uuid: slot(0),
             state: 'provisioning',
-            address: facts.address,
-            last_job_id: facts.jobId,
-            updated_at: now,
-          }),
-        )
-        .execute();
+            address: slot(1),
+            amt_version: null,
+            host_name: null,
+            domain_name: null,
+            profile: slot(2),
+            admin_user: null,
+            admin_escrow_id: null,
+            mebx_escrow_id: null,
+            cert_pem: null,
+            cert_fingerprint: null,
+            cert_not_after: null,
+            pid: null,
+            last_job_id: slot(3),
+            provisioned_at: null,
+            created_at: slot(4),
+            updated_at: slot(4),
+          })
+          // A known device keeps what it had (credentials, certificate) until the new job finishes.
+          .onConflict((oc) =>
+            oc.column('uuid').doUpdateSet({
+              state: 'provisioning',
+              address: slot(1),
+              last_job_id: slot(3),
+              updated_at: slot(4),
+            }),
+          ),
+      );
       await appendAudit(tx, [
         {
           actor: context.actor,
@@ -132,29 +138,32 @@ export class SqlDevices implements DeviceRepository {
   async markProvisioned(uuid: string, f: ProvisionedDevice, context: ActorContext): Promise<void> {
     await write(this.#ctx, async (tx) => {
       const now = nowIso();
-      const res = await db(tx)
-        .updateTable('devices')
-        .set({
-          state: 'provisioned',
-          address: f.address,
-          amt_version: f.amtVersion,
-          host_name: f.hostName,
-          domain_name: f.domainName,
-          profile: f.profile,
-          admin_user: f.adminUser,
-          admin_escrow_id: f.adminEscrowId,
-          mebx_escrow_id: f.mebxEscrowId,
-          cert_pem: f.certPem,
-          cert_fingerprint: f.certFingerprint,
-          cert_not_after: f.certNotAfter === null ? null : f.certNotAfter.toISOString(),
-          pid: f.pid,
-          last_job_id: f.jobId,
-          provisioned_at: now,
-          updated_at: now,
-        })
-        .where('uuid', '=', uuid)
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) !== 1) throw notFound(uuid);
+      const set = {
+        address: f.address,
+        amt_version: f.amtVersion,
+        host_name: f.hostName,
+        domain_name: f.domainName,
+        profile: f.profile,
+        admin_user: f.adminUser,
+        admin_escrow_id: f.adminEscrowId,
+        mebx_escrow_id: f.mebxEscrowId,
+        cert_pem: f.certPem,
+        cert_fingerprint: f.certFingerprint,
+        cert_not_after: f.certNotAfter === null ? null : f.certNotAfter.toISOString(),
+        pid: f.pid,
+        last_job_id: f.jobId,
+        provisioned_at: now,
+        updated_at: now,
+      };
+      const columns = Object.keys(set);
+      // Compiled once (hot-query.ts): the columns above in order, then the UUID.
+      const res = await runHot(tx, 'devices.markProvisioned', [...Object.values(set), uuid], () =>
+        db(tx)
+          .updateTable('devices')
+          .set({ state: 'provisioned', ...Object.fromEntries(columns.map((c, i) => [c, slot(i)])) })
+          .where('uuid', '=', slot(columns.length)),
+      );
+      if (Number(res.numAffectedRows) !== 1) throw notFound(uuid);
       await appendAudit(tx, [
         {
           actor: context.actor,

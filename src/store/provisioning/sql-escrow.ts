@@ -1,5 +1,6 @@
 import { ScsError } from '../../errors.ts';
 import { Secret } from '../../secret.ts';
+import { hotFirst, runHot, slot } from '../sql/hot-query.ts';
 import { appendAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
 import type { EscrowTable } from './schema.ts';
 import { checkUuid, db, nowIso, toDate } from './sql-util.ts';
@@ -68,20 +69,23 @@ export class SqlEscrow implements EscrowRepository {
     );
     return write(this.#ctx, async (tx) => {
       const now = nowIso();
-      const r = await db(tx)
-        .insertInto('escrow')
-        .values({
-          device_uuid: entry.deviceUuid,
-          purpose: entry.purpose,
-          username: entry.username ?? null,
-          secret: sealed,
-          job_id: entry.jobId ?? null,
-          status: 'candidate',
-          created_at: now,
-          updated_at: now,
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
+      const args = [entry.deviceUuid, entry.purpose, entry.username ?? null, sealed, entry.jobId ?? null, now];
+      const r = await hotFirst(tx, 'escrow.put', args, () =>
+        db(tx)
+          .insertInto('escrow')
+          .values({
+            device_uuid: slot(0),
+            purpose: slot(1),
+            username: slot(2),
+            secret: slot(3),
+            job_id: slot(4),
+            status: 'candidate',
+            created_at: slot(5),
+            updated_at: slot(5),
+          })
+          .returning('id'),
+      );
+      if (r === undefined) throw new ScsError('SCS_STORE_FAILED', 'escrow insert returned no id');
       const id = Number(r.id);
       await appendAudit(tx, [
         {
@@ -103,6 +107,15 @@ export class SqlEscrow implements EscrowRepository {
   }
 
   async list(deviceUuid: string, purpose?: EscrowPurpose): Promise<EscrowRow[]> {
+    if (purpose === undefined) {
+      const all = db(this.#ctx);
+      const res = await guard(
+        runHot(this.#ctx, 'escrow.list', [deviceUuid], () =>
+          all.selectFrom('escrow').select(COLUMNS).where('device_uuid', '=', slot(0)).orderBy('id'),
+        ),
+      );
+      return res.rows.map(toRow);
+    }
     let q = db(this.#ctx).selectFrom('escrow').select(COLUMNS).where('device_uuid', '=', deviceUuid);
     if (purpose !== undefined) q = q.where('purpose', '=', purpose);
     const rows = await guard(q.orderBy('id').execute());
@@ -112,6 +125,20 @@ export class SqlEscrow implements EscrowRepository {
   async setStatus(ids: readonly number[], status: EscrowStatus): Promise<void> {
     if (ids.length === 0) return;
     await write(this.#ctx, async (tx) => {
+      // Compiled once per count up to 4 (a job's end settles one or two rows): hot-query.ts.
+      if (ids.length <= 4) {
+        await runHot(tx, `escrow.setStatus:${ids.length}`, [status, nowIso(), ...ids], () =>
+          db(tx)
+            .updateTable('escrow')
+            .set({ status: slot(0), updated_at: slot(1) })
+            .where(
+              'id',
+              'in',
+              ids.map((_, i) => slot(i + 2)),
+            ),
+        );
+        return;
+      }
       await db(tx)
         .updateTable('escrow')
         .set({ status, updated_at: nowIso() })

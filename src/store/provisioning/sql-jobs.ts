@@ -1,5 +1,6 @@
 import { ScsError } from '../../errors.ts';
 import type { Pid } from '../../psk/pid.ts';
+import { hotFirst, slot } from '../sql/hot-query.ts';
 import { appendAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
 import type { JobsTable } from './schema.ts';
 import { claimJobs, releaseJobLeases, renewJobLeases } from './sql-job-leases.ts';
@@ -64,12 +65,9 @@ export class SqlJobs implements JobRepository {
     checkUuid(job.deviceUuid);
     return write(this.#ctx, async (tx) => {
       const q = db(tx);
-      const active = await q
-        .selectFrom('jobs')
-        .select('id')
-        .where('device_uuid', '=', job.deviceUuid)
-        .where('state', 'in', UNFINISHED)
-        .executeTakeFirst();
+      const active = await hotFirst(tx, 'jobs.activeId', [job.deviceUuid], () =>
+        q.selectFrom('jobs').select('id').where('device_uuid', '=', slot(0)).where('state', 'in', UNFINISHED),
+      );
       if (active !== undefined) return undefined;
       const now = nowIso();
       const row = {
@@ -89,16 +87,24 @@ export class SqlJobs implements JobRepository {
         updated_at: now,
         finished_at: null,
       };
-      const { id } = await q.insertInto('jobs').values(row).returning('id').executeTakeFirstOrThrow();
+      const values = Object.values(row);
+      const inserted = await hotFirst(tx, 'jobs.insert', values, () =>
+        q
+          .insertInto('jobs')
+          .values(Object.fromEntries(Object.keys(row).map((k, i) => [k, slot(i)])) as never)
+          .returning('id'),
+      );
+      if (inserted === undefined) throw new ScsError('SCS_STORE_FAILED', 'job insert returned no id');
+      const id = Number(inserted.id);
       await appendAudit(tx, [
         {
           actor: context.actor,
           action: 'job.created',
           pids: [job.pid],
-          detail: { job: Number(id), uuid: job.deviceUuid, address: job.address, profile: job.profile },
+          detail: { job: id, uuid: job.deviceUuid, address: job.address, profile: job.profile },
         },
       ]);
-      return toRow({ ...row, id: Number(id) });
+      return toRow({ ...row, id });
     });
   }
 
@@ -134,13 +140,11 @@ export class SqlJobs implements JobRepository {
   }
 
   async activeFor(deviceUuid: string): Promise<JobRow | undefined> {
+    const q = db(this.#ctx);
     const r = await guard(
-      db(this.#ctx)
-        .selectFrom('jobs')
-        .selectAll()
-        .where('device_uuid', '=', deviceUuid)
-        .where('state', 'in', UNFINISHED)
-        .executeTakeFirst(),
+      hotFirst(this.#ctx, 'jobs.activeFor', [deviceUuid], () =>
+        q.selectFrom('jobs').selectAll().where('device_uuid', '=', slot(0)).where('state', 'in', UNFINISHED),
+      ),
     );
     return r === undefined ? undefined : toRow(r);
   }
@@ -158,14 +162,26 @@ export class SqlJobs implements JobRepository {
         set.lease_until = change.lease.until.toISOString();
       }
       // One statement on the hot path (a progress write per step per job): RETURNING gives the row.
-      let upd = q.updateTable('jobs').set(set).where('id', '=', id).where('state', 'in', UNFINISHED);
+      // Compiled once per shape (the columns set, whether a lease fences it): hot-query.ts.
       // Fencing: a write that renews a lease only lands while the writer holds it (or nobody
       // does), so a node that stalled past its lease cannot take a job back from the node that
       // claimed it (docs/operations.md, "Leases").
       const owner = change.lease?.owner;
-      if (owner !== undefined)
-        upd = upd.where((eb) => eb.or([eb('lease_owner', '=', owner), eb('lease_owner', 'is', null)]));
-      const updated = await upd.returningAll().executeTakeFirst();
+      const columns = Object.keys(set);
+      const args: unknown[] = [...Object.values(set), id];
+      if (owner !== undefined) args.push(owner);
+      const updated = await hotFirst(tx, `jobs.update:${columns.join(',')}:${owner !== undefined}`, args, () => {
+        let upd = q
+          .updateTable('jobs')
+          .set(Object.fromEntries(columns.map((c, i) => [c, slot(i)])) as never)
+          .where('id', '=', slot(columns.length))
+          .where('state', 'in', UNFINISHED);
+        if (owner !== undefined) {
+          const o = slot(columns.length + 1);
+          upd = upd.where((eb) => eb.or([eb('lease_owner', '=', o), eb('lease_owner', 'is', null)]));
+        }
+        return upd.returningAll();
+      });
       if (updated === undefined) {
         const current = await q
           .selectFrom('jobs')
@@ -198,19 +214,18 @@ export class SqlJobs implements JobRepository {
   async finish(
     id: number,
     outcome:
-      | { readonly state: 'succeeded'; readonly data?: JobData }
-      | { readonly state: 'failed'; readonly code: string; readonly message: string; readonly data?: JobData },
+      | { readonly state: 'succeeded'; readonly data?: JobData; readonly step?: string }
+      | {
+          readonly state: 'failed';
+          readonly code: string;
+          readonly message: string;
+          readonly data?: JobData;
+          readonly step?: string;
+        },
     context: ActorContext,
   ): Promise<JobRow> {
     return write(this.#ctx, async (tx) => {
       const q = db(tx);
-      const current = await q.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
-      if (current === undefined) throw new ScsError('SCS_STORE_FAILED', `job ${id} does not exist`);
-      if (!UNFINISHED.includes(current.state)) {
-        throw new ScsError('SCS_STORE_FAILED', `job ${id} is already ${current.state}`, {
-          details: { job: id, state: current.state },
-        });
-      }
       const now = nowIso();
       const set: Partial<StoredJob> = {
         state: outcome.state,
@@ -220,12 +235,30 @@ export class SqlJobs implements JobRepository {
         lease_until: null,
       };
       if (outcome.data !== undefined) set.data = JSON.stringify(outcome.data);
+      if (outcome.step !== undefined) set.step = outcome.step;
       if (outcome.state === 'failed') {
         set.error_code = outcome.code;
         // Bounded, and never a secret: messages are built from codes, names and PIDs only.
         set.error_message = outcome.message.slice(0, 1000);
       }
-      await q.updateTable('jobs').set(set).where('id', '=', id).execute();
+      // One statement: only an unfinished job finishes, and RETURNING gives the row (pid, device,
+      // attempts and step are not changed here) instead of reading it first.
+      const columns = Object.keys(set);
+      const current = await hotFirst(tx, `jobs.finish:${columns.join(',')}`, [...Object.values(set), id], () =>
+        q
+          .updateTable('jobs')
+          .set(Object.fromEntries(columns.map((c, i) => [c, slot(i)])) as never)
+          .where('id', '=', slot(columns.length))
+          .where('state', 'in', UNFINISHED)
+          .returningAll(),
+      );
+      if (current === undefined) {
+        const found = await q.selectFrom('jobs').select('state').where('id', '=', id).executeTakeFirst();
+        if (found === undefined) throw new ScsError('SCS_STORE_FAILED', `job ${id} does not exist`);
+        throw new ScsError('SCS_STORE_FAILED', `job ${id} is already ${found.state}`, {
+          details: { job: id, state: found.state },
+        });
+      }
       await appendAudit(tx, [
         {
           actor: context.actor,
@@ -239,7 +272,7 @@ export class SqlJobs implements JobRepository {
           },
         },
       ]);
-      return toRow({ ...current, ...set });
+      return toRow(current);
     });
   }
 

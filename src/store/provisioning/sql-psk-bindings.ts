@@ -1,6 +1,7 @@
 import type { Pid } from '../../psk/pid.ts';
 import type { Pps } from '../../psk/pps.ts';
 import type { Secret } from '../../secret.ts';
+import { hotFirst, runHot, slot } from '../sql/hot-query.ts';
 import { appendAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
 import type { Store } from '../store.ts';
 import { db, nowIso } from './sql-util.ts';
@@ -25,7 +26,9 @@ export class SqlPskBindings implements PskBindingRepository {
       const q = db(tx);
       // Only `available`: an `exported` PSK may already sit on a USB key or in a device.
       const base = () => q.selectFrom('psks').select(['pid', 'batch']).where('psks.state', '=', 'available');
-      let row = await base().where('batch', '=', request.preferBatch).orderBy('id').limit(1).executeTakeFirst();
+      let row = await hotFirst(tx, 'psks.renewalInBatch', [request.preferBatch], () =>
+        base().where('batch', '=', slot(0)).orderBy('id').limit(1),
+      );
       if (row === undefined) {
         row = await base()
           .where((eb) =>
@@ -65,14 +68,16 @@ export class SqlPskBindings implements PskBindingRepository {
   }
 
   async boundTo(deviceUuid: string): Promise<Pid[]> {
-    const rows = await guard(
-      db(this.#ctx)
-        .selectFrom('psks')
-        .select('pid')
-        .where('device_uuid', '=', deviceUuid)
-        .where('state', '=', 'in_use')
-        .orderBy('id')
-        .execute(),
+    const q = db(this.#ctx);
+    const { rows } = await guard(
+      runHot(this.#ctx, 'psks.boundTo', [deviceUuid], () =>
+        q
+          .selectFrom('psks')
+          .select('pid')
+          .where('device_uuid', '=', slot(0))
+          .where('state', '=', 'in_use')
+          .orderBy('id'),
+      ),
     );
     return rows.map((r) => r.pid as Pid);
   }

@@ -271,12 +271,21 @@ export interface JobRepository {
   activeFor(deviceUuid: string): Promise<JobRow | undefined>;
   /** Progress: step, data, attempts, lease; one audit entry when `audit` is given. SCS_STORE_FAILED if the job is finished. */
   update(id: number, change: JobUpdate, audit: JobAudit | undefined, context: ActorContext): Promise<JobRow>;
-  /** Terminal state, with the error code and message (no secrets) for a failure; audited job.succeeded / job.failed. */
+  /**
+   * Terminal state, with the error code and message (no secrets) for a failure; audited job.succeeded / job.failed.
+   * `step`, when given, is written first (the last step done, as a progress write would).
+   */
   finish(
     id: number,
     outcome:
-      | { readonly state: 'succeeded'; readonly data?: JobData }
-      | { readonly state: 'failed'; readonly code: string; readonly message: string; readonly data?: JobData },
+      | { readonly state: 'succeeded'; readonly data?: JobData; readonly step?: string }
+      | {
+          readonly state: 'failed';
+          readonly code: string;
+          readonly message: string;
+          readonly data?: JobData;
+          readonly step?: string;
+        },
     context: ActorContext,
   ): Promise<JobRow>;
   countByState(): Promise<Record<JobState, number>>;

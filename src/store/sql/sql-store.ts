@@ -32,6 +32,7 @@ import type {
   RevealContext,
   Store,
 } from '../store.ts';
+import { hotFirst, runHot, slot } from './hot-query.ts';
 import { psksPages } from './psk-pages.ts';
 import type { AuditLogTable, PsksTable, StoreDb } from './schema.ts';
 import { sqlProvisioning } from '../provisioning/sql-provisioning.ts';
@@ -404,13 +405,18 @@ class SqlPsks implements PskRepository {
   }
 
   async get(pid: Pid): Promise<PskRow | undefined> {
-    const r = await guard(this.#ctx.q.selectFrom('psks').select(ROW_COLUMNS).where('pid', '=', pid).executeTakeFirst());
+    const q = this.#ctx.q;
+    const r = await guard(
+      hotFirst(this.#ctx, 'psks.get', [pid], () => q.selectFrom('psks').select(ROW_COLUMNS).where('pid', '=', slot(0))),
+    );
     return r === undefined ? undefined : toRow(r);
   }
 
   async reveal(pid: Pid, context: RevealContext): Promise<Secret<Pps>> {
     const sealed = await write(this.#ctx, async (tx) => {
-      const r = await tx.q.selectFrom('psks').select(['pid', 'pps']).where('pid', '=', pid).executeTakeFirst();
+      const r = await hotFirst(tx, 'psks.reveal', [pid], () =>
+        tx.q.selectFrom('psks').select(['pid', 'pps']).where('pid', '=', slot(0)),
+      );
       if (r === undefined) throw notFound(pid);
       await appendAudit(tx, [
         { actor: context.actor, action: 'psk.reveal', pids: [pid], detail: { purpose: context.purpose } },
@@ -513,6 +519,10 @@ function filtered(q: Kysely<StoreDb>, filter: PskFilter) {
   return s;
 }
 
+function selectMove(ctx: Context, pids: readonly string[]) {
+  return ctx.q.selectFrom('psks').select(['pid', 'state', 'prior_state']).where('pid', 'in', pids);
+}
+
 /** Inserts rows with distinct PIDs, skipping PIDs that exist; returns the skipped PIDs. */
 async function insertRows(ctx: Context, rows: readonly PskInsertRow[]): Promise<string[]> {
   if (ctx.engine.insertPsks) return ctx.engine.insertPsks(rows);
@@ -557,9 +567,16 @@ async function move(
     const now = nowIso();
     const groups = new Map<string, { from: PskState; to: PskState; pids: Pid[] }>();
     for (const part of chunks(unique, IN_CHUNK)) {
-      let sel = tx.q.selectFrom('psks').select(['pid', 'state', 'prior_state']).where('pid', 'in', part);
-      if (tx.engine.lockRows) sel = sel.forUpdate();
-      const rows = await sel.execute();
+      // One PID (every hello, every job's end) is a hot statement: compiled once (hot-query.ts).
+      const rows =
+        part.length === 1
+          ? (
+              await runHot(tx, 'psks.moveRead', part, () => {
+                const one = tx.q.selectFrom('psks').select(['pid', 'state', 'prior_state']).where('pid', '=', slot(0));
+                return tx.engine.lockRows ? one.forUpdate() : one;
+              })
+            ).rows
+          : await (tx.engine.lockRows ? selectMove(tx, part).forUpdate() : selectMove(tx, part)).execute();
       if (rows.length !== part.length) {
         const found = new Set(rows.map((r) => r.pid));
         const missing = part.find((p) => !found.has(p));
@@ -574,22 +591,41 @@ async function move(
         partGroups.set(key, g);
       }
       for (const [key, g] of partGroups) {
-        const res = await tx.q
-          .updateTable('psks')
-          .set({
-            state: g.to,
-            prior_state: g.to === 'in_use' ? g.from : null,
-            updated_at: now,
-            ...(deviceUuid === undefined ? {} : { device_uuid: deviceUuid }),
-          })
-          .where('pid', 'in', g.pids)
-          // Without statistics SQLite's planner picks the state index here and walks every row in
-          // that state (a million for one hello); unary + takes the column off the index so the
-          // unique PID index is used (sqlite.org/optoverview.html, "Disqualifying WHERE clause
-          // terms using unary-+"). PostgreSQL has no unary + on text and needs no hint.
-          .where(tx.engine.name === 'sqlite' ? sql<PskState>`+state` : sql<PskState>`state`, '=', g.from)
-          .executeTakeFirst();
-        if (Number(res.numUpdatedRows) !== g.pids.length) {
+        const set = {
+          state: g.to,
+          prior_state: g.to === 'in_use' ? g.from : null,
+          updated_at: now,
+          ...(deviceUuid === undefined ? {} : { device_uuid: deviceUuid }),
+        };
+        // Without statistics SQLite's planner picks the state index here and walks every row in
+        // that state (a million for one hello); unary + takes the column off the index so the
+        // unique PID index is used (sqlite.org/optoverview.html, "Disqualifying WHERE clause
+        // terms using unary-+"). PostgreSQL has no unary + on text and needs no hint.
+        const stateColumn = tx.engine.name === 'sqlite' ? sql<PskState>`+state` : sql<PskState>`state`;
+        const changed =
+          g.pids.length === 1
+            ? (
+                await runHot(
+                  tx,
+                  `psks.moveUpdate:${deviceUuid !== undefined}`,
+                  [...Object.values(set), g.pids[0], g.from],
+                  () =>
+                    tx.q
+                      .updateTable('psks')
+                      .set(Object.fromEntries(Object.keys(set).map((c, i) => [c, slot(i)])) as never)
+                      .where('pid', '=', slot(Object.keys(set).length))
+                      .where(stateColumn, '=', slot(Object.keys(set).length + 1)),
+                )
+              ).numAffectedRows
+            : (
+                await tx.q
+                  .updateTable('psks')
+                  .set(set)
+                  .where('pid', 'in', g.pids)
+                  .where(stateColumn, '=', g.from)
+                  .executeTakeFirst()
+              ).numUpdatedRows;
+        if (Number(changed) !== g.pids.length) {
           throw new ScsError(
             'SCS_PSK_STATE_INVALID',
             `PSKs changed state concurrently while moving ${g.from} -> ${g.to}`,
@@ -643,7 +679,10 @@ class SqlBatches implements BatchRepository {
   }
 
   async get(name: string): Promise<BatchRow | undefined> {
-    const r = await guard(this.#ctx.q.selectFrom('batches').selectAll().where('name', '=', name).executeTakeFirst());
+    const q = this.#ctx.q;
+    const r = await guard(
+      hotFirst(this.#ctx, 'batches.get', [name], () => q.selectFrom('batches').selectAll().where('name', '=', slot(0))),
+    );
     return r === undefined ? undefined : { name: r.name, createdAt: toDate(r.created_at), profile: r.profile };
   }
 
@@ -709,14 +748,31 @@ export async function flushAudit(ctx: Context): Promise<void> {
   let at = 0;
   for (const size of AUDIT_INSERT_SIZES) {
     while (rows.length - at >= size) {
-      await ctx.q
-        .insertInto('audit_log')
-        .values(rows.slice(at, at + size))
-        .execute();
+      // Compiled once per size (hot-query.ts): the values of `size` rows in column order.
+      const args: unknown[] = [];
+      for (const r of rows.slice(at, at + size)) args.push(r.seq, r.at, r.actor, r.action, r.pids, r.detail, r.hash);
+      await runHot(ctx, `audit.insert:${size}`, args, () =>
+        ctx.q.insertInto('audit_log').values(
+          Array.from({ length: size }, (_, i) => ({
+            seq: slot(i * 7),
+            at: slot(i * 7 + 1),
+            actor: slot(i * 7 + 2),
+            action: slot(i * 7 + 3),
+            pids: slot(i * 7 + 4),
+            detail: slot(i * 7 + 5),
+            hash: slot(i * 7 + 6),
+          })),
+        ),
+      );
       at += size;
     }
   }
-  await ctx.q.updateTable('audit_head').set(buffer.head).where('id', '=', 1).execute();
+  await runHot(ctx, 'audit.head', [buffer.head.seq, buffer.head.hash], () =>
+    ctx.q
+      .updateTable('audit_head')
+      .set({ seq: slot(0), hash: slot(1) })
+      .where('id', '=', 1),
+  );
 }
 
 /**
@@ -733,9 +789,10 @@ export async function appendAudit(ctx: Context, inputs: readonly AuditEntryInput
   const buffer = ctx.audit;
   let head = buffer?.head;
   if (head === undefined) {
-    let headQuery = ctx.q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
-    if (ctx.engine.lockRows) headQuery = headQuery.forUpdate();
-    const row = await headQuery.executeTakeFirst();
+    const row = await hotFirst(ctx, 'audit.readHead', [], () => {
+      const headQuery = ctx.q.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
+      return ctx.engine.lockRows ? headQuery.forUpdate() : headQuery;
+    });
     if (row === undefined) throw new ScsError('SCS_STORE_FAILED', 'the audit_head row is missing');
     head = { seq: Number(row.seq), hash: row.hash };
   }
