@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   SCS_ARGUMENT_INVALID: 'A command or API argument (count, limit, batch name, ...) is missing, malformed or out of range.',
   SCS_MASTER_KEY_INVALID: 'The master key file or variable does not hold a 32-byte key.',
   SCS_MASTER_KEY_MISMATCH: 'The master key does not open this database (wrong key or a different installation).',
+  SCS_MASTER_KEY_ROTATED: 'The master key was replaced by a key rotation: install the new key file (from the node that rotated).',
   SCS_PID_INVALID: 'A Provisioning ID is not 8 characters of 0-9/A-Z with a valid check character.',
   SCS_PPS_INVALID: 'A Provisioning Passphrase is not 32 characters of 0-9/A-Z with valid check characters.',
   SCS_PSK_NOT_FOUND: 'No PSK with this PID is in the database.',

@@ -81,9 +81,11 @@ const WORKER_MIN_OPEN = 256;
  * cannot run, they work inline.
  */
 export class SecretBox {
-  readonly #keys: ReadonlyMap<number, KeyObject>;
-  readonly #currentKeyId: number;
-  readonly #currentKey: KeyObject;
+  readonly #keys: Map<number, KeyObject>;
+  #currentKeyId: number;
+  #currentKey: KeyObject;
+  /** Workers started before addKeys: they finish what they hold and are closed with the box. */
+  readonly #oldWorkers: SealWorker[] = [];
   readonly #ivPool = Buffer.allocUnsafe(IV_BYTES * 4096);
   #ivPos = this.#ivPool.length;
   #worker: SealWorker | undefined;
@@ -106,6 +108,35 @@ export class SecretBox {
 
   get currentKeyId(): number {
     return this.#currentKeyId;
+  }
+
+  /** The ids of every data key this box holds (current and retired). */
+  get keyIds(): number[] {
+    return [...this.#keys.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * Adds data keys created after this box was (another process rotated the data key,
+   * src/store/sql/data-keys.ts) and makes `currentKeyId` the one new secrets are sealed under.
+   * Keys already held stay, so every blob that opened before still opens. A started worker holds
+   * copies of the old key set: it finishes its batches and the next batch starts a new one.
+   */
+  addKeys(keys: Iterable<readonly [number, Buffer]>, currentKeyId: number): void {
+    const added = new Map<number, KeyObject>();
+    for (const [id, key] of keys) {
+      checkKeyId(id);
+      checkKey(key, `data key ${id}`);
+      if (!this.#keys.has(id)) added.set(id, createSecretKey(key));
+    }
+    const current = added.get(currentKeyId) ?? this.#keys.get(currentKeyId);
+    if (current === undefined) throw new ScsError('SCS_STORE_FAILED', `no data key with id ${currentKeyId}`);
+    for (const [id, key] of added) this.#keys.set(id, key);
+    this.#currentKeyId = currentKeyId;
+    this.#currentKey = current;
+    if (this.#worker !== undefined) {
+      this.#oldWorkers.push(this.#worker);
+      this.#worker = undefined;
+    }
   }
 
   /** Where sealMany's big batches go: not started yet, the worker, or inline after it failed. */
@@ -320,6 +351,7 @@ export class SecretBox {
     const worker = this.#worker;
     this.#worker = undefined;
     await worker?.close();
+    for (const old of this.#oldWorkers.splice(0)) await old.close();
   }
 
   /** The worker, started on first use with copies of every data key (opening needs retired ones). */

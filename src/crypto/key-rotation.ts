@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -29,6 +29,16 @@ export function pendingKeyFile(keyFile: string): string {
 
 export function retiredKeyFile(keyFile: string): string {
   return `${keyFile}.old`;
+}
+
+/**
+ * A master key's public name: the first 16 hex digits of HMAC-SHA256(key, a fixed label). One-way
+ * (the key is 256 random bits), so it can be written to the audit log: a rotation records the
+ * old and the new key's fingerprint, and a node started with a replaced key is told so
+ * (SCS_MASTER_KEY_ROTATED) instead of "wrong key".
+ */
+export function masterKeyFingerprint(key: Buffer): string {
+  return createHmac('sha256', key).update('amt-scs/master-key-fingerprint/1').digest('hex').slice(0, 16);
 }
 
 export function newMasterKey(): Buffer {

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { loadMasterKey } from '../../crypto/masterKey.ts';
 import { isScsError, ScsError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
-import { ensureDataKey, unwrapAll } from '../sql/data-keys.ts';
+import { checkMasterKey, ensureDataKey, unwrapAll, watchDataKeys } from '../sql/data-keys.ts';
 import { assertNotNewer, migrate, schemaVersion, type Migration } from '../sql/migrate.ts';
 import type { StoreDb } from '../sql/schema.ts';
 import { SqlStore, type SqlEngine } from '../sql/sql-store.ts';
@@ -95,8 +95,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         'master key file is readable by group or others; chmod 600 it',
       );
     }
-    const masterKey = master.key.reveal();
-    if (before > 0) await (await unwrapAll(db, masterKey)).close();
+    // A wrong key fails here, before any write; an interrupted rotation of this node is finished;
+    // a key another node's rotation replaced is SCS_MASTER_KEY_ROTATED (src/store/sql/data-keys.ts).
+    const masterKey =
+      before > 0 ? await checkMasterKey(db, master.key.reveal(), options.masterKeyFile, log) : master.key.reveal();
     await db.transaction().execute(async (trx) => {
       await sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`.execute(trx);
       const result = await migrate(trx, migrations);
@@ -107,7 +109,19 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       await ensureDataKey(trx, masterKey, target.display);
     });
     const box = await unwrapAll(db, masterKey);
-    const store = new SqlStore(db, postgresEngine(), box);
+    // Data keys another node adds (a data key rotation) are loaded while this one runs.
+    const watcher = watchDataKeys({
+      db,
+      box,
+      masterKey,
+      masterKeyFile: options.masterKeyFile,
+      ...(log === undefined ? {} : { log }),
+    });
+    const store = new SqlStore(
+      db,
+      postgresEngine(() => watcher.stop()),
+      box,
+    );
     log?.debug({ server: target.display, keyId: box.currentKeyId }, 'PSK database open');
     return { store, masterKey: { file: master.file, created: master.created } };
   } catch (e) {
@@ -120,6 +134,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 }
 
 /** Rows are locked where a read precedes a write (several nodes write at once). */
-function postgresEngine(): SqlEngine {
-  return { name: 'postgres', lockRows: true };
+function postgresEngine(onClose: () => void): SqlEngine {
+  return {
+    name: 'postgres',
+    lockRows: true,
+    close: () => {
+      onClose();
+      return Promise.resolve();
+    },
+  };
 }

@@ -2,16 +2,17 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely } from 'kysely';
-import { generateDataKey, SecretBox, unwrapDataKey, wrapDataKey } from '../../crypto/envelope.ts';
-import { finishInterruptedRotation } from '../../crypto/key-rotation.ts';
+import { generateDataKey, wrapDataKey } from '../../crypto/envelope.ts';
 import { loadMasterKey } from '../../crypto/masterKey.ts';
 import { isScsError, ScsError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
+import { checkMasterKey, unwrapAll, watchDataKeys } from '../sql/data-keys.ts';
 import { assertNotNewer, migrate, schemaVersion, type Migration } from '../sql/migrate.ts';
 import type { StoreDb } from '../sql/schema.ts';
 import { SqlStore, type PskInsertRow, type SqlEngine } from '../sql/sql-store.ts';
 import type { OpenedStore } from '../store.ts';
 import { ImmediateSqliteDialect } from './dialect.ts';
+import { sqliteStage } from './psk-stage.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 
 export interface SqliteStoreOptions {
@@ -63,21 +64,9 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Open
     let masterKey = master.key.reveal();
     const before = await schemaVersion(db);
     assertNotNewer(before, migrations);
-    if (before > 0) {
-      try {
-        await unwrapAll(db, masterKey);
-      } catch (e) {
-        // A key rotation that committed but did not rename its new key file yet (src/crypto/key-rotation.ts).
-        const opens = (k: Buffer): Promise<boolean> =>
-          unwrapAll(db, k).then(
-            () => true,
-            () => false,
-          );
-        const next = isScsError(e) ? await finishInterruptedRotation(options.masterKeyFile, opens, log) : undefined;
-        if (next === undefined) throw e;
-        masterKey = next;
-      }
-    }
+    // A wrong key fails here, before any write; a rotation that committed but did not rename its
+    // new key file yet is finished; a key a rotation replaced is SCS_MASTER_KEY_ROTATED.
+    if (before > 0) masterKey = await checkMasterKey(db, masterKey, options.masterKeyFile, log);
     await db.transaction().execute(async (trx) => {
       const result = await migrate(trx, migrations);
       if (result.from !== result.to) {
@@ -105,7 +94,19 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Open
       }
     });
     const box = await unwrapAll(db, masterKey);
-    const store = new SqlStore(db, sqliteEngine(raw), box);
+    // Data keys another process adds (`key rotate --data-key` next to a running server) are loaded.
+    const watcher = watchDataKeys({
+      db,
+      box,
+      masterKey,
+      masterKeyFile: options.masterKeyFile,
+      ...(log === undefined ? {} : { log }),
+    });
+    const store = new SqlStore(
+      db,
+      sqliteEngine(raw, () => watcher.stop()),
+      box,
+    );
     log?.debug({ file, keyId: box.currentKeyId }, 'PSK database open');
     return { store, masterKey: { file: master.file, created: master.created } };
   } catch (e) {
@@ -116,22 +117,12 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Open
   }
 }
 
-async function unwrapAll(db: Kysely<StoreDb>, masterKey: Buffer): Promise<SecretBox> {
-  const rows = await db.selectFrom('data_keys').selectAll().orderBy('key_id').execute();
-  const keys = rows.map((r) => [Number(r.key_id), unwrapDataKey(masterKey, Number(r.key_id), r.wrapped)] as const);
-  const active = rows.filter((r) => r.status === 'active').at(-1);
-  if (active === undefined) throw new ScsError('SCS_STORE_FAILED', 'the database has no active data key');
-  const box = new SecretBox(keys, Number(active.key_id));
-  for (const [, k] of keys) k.fill(0);
-  return box;
-}
-
 /**
  * The SQLite hot path: prepared multi-row INSERTs straight on better-sqlite3 (kysely would
  * compile and prepare a fresh statement per call). Rows of one call carry distinct PIDs. Safe because SqlStore only calls it inside a
  * transaction, which holds kysely's one SQLite connection, and better-sqlite3 runs synchronously.
  */
-function sqliteEngine(raw: Database.Database): SqlEngine {
+function sqliteEngine(raw: Database.Database, onClose: () => void): SqlEngine {
   let bulk: Database.Statement | undefined;
   let single: Database.Statement | undefined;
   let maxId: Database.Statement | undefined;
@@ -145,6 +136,11 @@ function sqliteEngine(raw: Database.Database): SqlEngine {
   return {
     name: 'sqlite',
     lockRows: false,
+    stagePsks: () => sqliteStage(raw),
+    close: () => {
+      onClose();
+      return Promise.resolve();
+    },
     insertPsks(rows) {
       bulk ??= raw.prepare(sqlFor(BULK_ROWS));
       single ??= raw.prepare(sqlFor(1));
