@@ -14,8 +14,11 @@
  *    fleet). Reported per side: hellos/s at the receiver and its CPU µs per hello (the load-
  *    independent figure). Target: ≥ 10,000/s with no loss (every hello sent is received).
  *
+ * `--base DIR` adds a third side: the listener and gate of another checkout (a worktree of the
+ * commit to compare with), in the same run.
+ *
  * Run: node --import tsx bench/hello.ts [--seconds 2] [--senders 1000] [--hellos 40000] [--rounds 2]
- *        [--addresses N] [--node-senders] [--no-tcp]
+ *        [--addresses N] [--node-senders] [--base DIR] [--no-tcp]
  * Writes bench/out/hello-<stamp>.json and prints a readable summary.
  */
 import { fork } from 'node:child_process';
@@ -149,7 +152,32 @@ function stamps(): { mark(): void; first: number; last: number } {
 }
 
 /** Our intake as the server runs it: the listener, then admission's gate (buckets per address and PID). */
-async function listenerReceiver(): Promise<Receiver> {
+interface IntakeModules {
+  createHelloListener: typeof createHelloListener;
+  createHelloGate: typeof createHelloGate;
+}
+
+/**
+ * `--base DIR`: a third side, the listener and gate of another checkout (a worktree of the
+ * commit to compare with: git worktree add /work/wt-base <commit>), in this same run.
+ */
+const BASE_DIR = (() => {
+  const i = process.argv.indexOf('--base');
+  return i > 0 ? process.argv[i + 1] : undefined;
+})();
+const ours: IntakeModules = { createHelloListener, createHelloGate };
+const base: IntakeModules | undefined =
+  BASE_DIR === undefined
+    ? undefined
+    : {
+        createHelloListener: ((await import(path.resolve(BASE_DIR, 'src/hello/listener.ts'))) as IntakeModules)
+          .createHelloListener,
+        createHelloGate: ((await import(path.resolve(BASE_DIR, 'src/hello/rate-limit.ts'))) as IntakeModules)
+          .createHelloGate,
+      };
+
+async function listenerReceiver(modules: IntakeModules = ours): Promise<Receiver> {
+  const { createHelloListener, createHelloGate } = modules;
   let n = 0;
   let limited = 0;
   const t = stamps();
@@ -220,7 +248,7 @@ async function bareReceiver(): Promise<Receiver> {
 }
 
 interface TcpRound {
-  side: 'listener' | 'bare';
+  side: Side2;
   sent: number;
   received: number;
   lost: number;
@@ -286,14 +314,23 @@ function nodeSender(): Sender {
   };
 }
 
-async function tcpIntake(): Promise<{ rounds: TcpRound[]; listener: Summary; bare: Summary }> {
+type Side2 = 'listener' | 'bare' | 'base';
+const SIDES: readonly Side2[] = base === undefined ? ['listener', 'bare'] : ['listener', 'bare', 'base'];
+
+async function tcpIntake(): Promise<{ rounds: TcpRound[]; listener: Summary; bare: Summary; base?: Summary }> {
   const sender = SENDER === 'node' ? nodeSender() : cSender();
   const rounds: TcpRound[] = [];
   try {
     for (let r = 0; r < ROUNDS; r++) {
-      const order = r % 2 === 0 ? (['listener', 'bare'] as const) : (['bare', 'listener'] as const);
+      // Each round starts with a different side.
+      const order = SIDES.map((_, i) => SIDES[(i + r) % SIDES.length] as Side2);
       for (const side of order) {
-        const receiver = side === 'listener' ? await listenerReceiver() : await bareReceiver();
+        const receiver =
+          side === 'listener'
+            ? await listenerReceiver()
+            : side === 'base'
+              ? await listenerReceiver(base)
+              : await bareReceiver();
         const cpu0 = process.cpuUsage();
         const report = await sender.send(receiver.port, r);
         // The last hellos may still be in the receiver's event loop.
@@ -322,7 +359,7 @@ async function tcpIntake(): Promise<{ rounds: TcpRound[]; listener: Summary; bar
     sender.close();
   }
   const median = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-  const sum = (side: 'listener' | 'bare'): Summary => {
+  const sum = (side: Side2): Summary => {
     const rs = rounds.filter((x) => x.side === side);
     const received = rs.reduce((a, x) => a + x.received, 0);
     return {
@@ -335,7 +372,12 @@ async function tcpIntake(): Promise<{ rounds: TcpRound[]; listener: Summary; bar
       senderErrors: rs.reduce((a, x) => a + Object.values(x.senderErrors).reduce((p, q) => p + q, 0), 0),
     };
   };
-  return { rounds, listener: sum('listener'), bare: sum('bare') };
+  return {
+    rounds,
+    listener: sum('listener'),
+    bare: sum('bare'),
+    ...(base === undefined ? {} : { base: sum('base') }),
+  };
 }
 
 interface Summary {
@@ -362,6 +404,7 @@ const result = {
           what: `hellos accepted per second over loopback TCP, ${SENDERS} concurrent senders (${SENDER === 'c' ? 'bench/hello-sender.c' : 'bench/hello-senders.ts'}, one connection per hello, ${SENDER === 'c' ? `${ADDRESSES} source addresses` : 'each sender its own 127.x address'}), ${HELLOS} hellos per round`,
           listener: tcp.listener,
           bare: tcp.bare,
+          ...(tcp.base === undefined ? {} : { base: { dir: BASE_DIR, ...tcp.base } }),
           ratioToBare: Number((tcp.listener.perSecMedian / tcp.bare.perSecMedian).toFixed(2)),
           target: 10_000,
           meetsTarget:
@@ -382,6 +425,11 @@ process.stdout.write(
       : [
           `tcp:     listener ${tcp.listener.perSecMedian.toLocaleString('en-US')}/s (rounds ${tcp.listener.perSecAll.join(', ')}), bare net.Server ${tcp.bare.perSecMedian.toLocaleString('en-US')}/s (rounds ${tcp.bare.perSecAll.join(', ')}); ratio ${result.tcp?.ratioToBare}`,
           `         CPU per hello: listener ${tcp.listener.cpuUsPerHelloMedian} µs, bare ${tcp.bare.cpuUsPerHelloMedian} µs (${SENDER} senders)`,
+          ...(tcp.base === undefined
+            ? []
+            : [
+                `         base (${BASE_DIR}): ${tcp.base.perSecMedian.toLocaleString('en-US')}/s (rounds ${tcp.base.perSecAll.join(', ')}), CPU per hello ${tcp.base.cpuUsPerHelloMedian} µs`,
+              ]),
           `         listener: sent ${tcp.listener.sent}, received ${tcp.listener.received}, lost ${tcp.listener.lost}, sender errors ${tcp.listener.senderErrors} (target ≥ 10,000/s, no loss: ${result.tcp?.meetsTarget === true ? 'met' : 'NOT met'})`,
         ]),
     `written: ${file}`,
