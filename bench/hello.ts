@@ -14,6 +14,9 @@
  *    fleet). Reported per side: hellos/s at the receiver and its CPU µs per hello (the load-
  *    independent figure). Target: ≥ 10,000/s with no loss (every hello sent is received).
  *
+ * 3. Gate: µs per admission with a new address and PID each time through full tables (a flood
+ *    from many sources), ours and (with --base) the base's.
+ *
  * `--base DIR` adds a third side: the listener and gate of another checkout (a worktree of the
  * commit to compare with), in the same run.
  *
@@ -390,6 +393,37 @@ interface Summary {
   senderErrors: number;
 }
 
+// ---- Admission gate under a flood of new keys ------------------------------------------------
+
+/**
+ * µs per `admit` with a new address and a new PID each time, the tables already full
+ * (helloRateMaxTracked keys seen): what a flood from many sources costs the gate.
+ */
+function gateFlood(modules: IntakeModules): number {
+  const gate = modules.createHelloGate({
+    address: { burst: defaults.helloRateAddressBurst, perMinute: defaults.helloRateAddressPerMinute },
+    pid: { burst: defaults.helloRatePidBurst, perMinute: defaults.helloRatePidPerMinute },
+    maxTracked: defaults.helloRateMaxTracked,
+    maxPending: defaults.helloMaxPending,
+  });
+  const key = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+  const admit = (i: number): void => {
+    const a = gate.admit(`P${i}`, key(i));
+    if (a.ok) a.release();
+  };
+  let i = 0;
+  for (; i < defaults.helloRateMaxTracked; i++) admit(i);
+  const n = 100_000;
+  const t0 = performance.now();
+  for (const end = i + n; i < end; i++) admit(i);
+  return Math.round(((performance.now() - t0) * 1000 * 100) / n) / 100;
+}
+const gate = {
+  what: `µs per admit, a new address and PID each, tables full (${defaults.helloRateMaxTracked} keys)`,
+  ours: gateFlood(ours),
+  ...(base === undefined ? {} : { base: gateFlood(base) }),
+};
+
 const tcp = process.argv.includes('--no-tcp') ? undefined : await tcpIntake();
 const result = {
   bench: 'hello',
@@ -397,6 +431,7 @@ const result = {
   cpus: cpus().length,
   loadAverage: { atStart: load0, atEnd: loadavg() },
   decoding,
+  gate,
   tcp:
     tcp === undefined
       ? null
@@ -420,6 +455,7 @@ process.stdout.write(
   [
     `hello intake, node ${process.version}, ${cpus().length} cores, load average ${load0[0]?.toFixed(2)} → ${loadavg()[0]?.toFixed(2)}`,
     `decode:  decodeHello ${decoding.decodeHelloPerSec.toLocaleString('en-US')}/s, in two reads ${decoding.decodeInTwoReadsPerSec.toLocaleString('en-US')}/s, bare Buffer read ${decoding.bareBufferReadPerSec.toLocaleString('en-US')}/s: ratio ${decoding.ratio} (target ≥ 0.5)`,
+    `gate:    ${gate.ours} µs per admit with new keys through full tables${gate.base === undefined ? '' : `, base ${gate.base} µs`}`,
     ...(tcp === undefined
       ? []
       : [
