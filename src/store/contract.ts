@@ -6,7 +6,7 @@ import type { Pid } from '../psk/pid.ts';
 import { Secret } from '../secret.ts';
 import { chainHash } from './audit-chain.ts';
 import { canTransition, PSK_STATES, type PskState } from './lifecycle.ts';
-import type { NewPsk, Store } from './store.ts';
+import type { NewPsk, PskColumns, Store } from './store.ts';
 
 /** What an adapter's test hands the contract: a fresh, empty store and a side door to its SQL. */
 export interface StoreHarness {
@@ -102,6 +102,68 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreHar
         assert.deepEqual([...r.conflicts].sort(), [b.pid, fresh.pid].sort());
         // The stored PPS is still the first one.
         assert.equal((await store.psks.reveal(b.pid, { actor, purpose: 't' })).reveal(), b.pps.reveal());
+      });
+
+      it('bulkInsert: inserts columns in one transaction with their batch, state and creation time, skips what exists, names other PPS as conflicts, audits each inserted PID once', async () => {
+        const first = newPsks(3);
+        await store.psks.insertMany(first, { actor, source: 'generate' });
+        const [a, b] = first as [NewPsk, NewPsk];
+        const fresh = newPsks(5);
+        const repeated = fresh[4] as NewPsk;
+        const other = new Secret(generatePps());
+        // a: same PPS (duplicate); b: another PPS (conflict); repeated twice, the second with another PPS.
+        const rows = [a, { ...b, pps: other }, ...fresh, { ...repeated, pps: new Secret(generatePps()) }];
+        const columns = (part: readonly NewPsk[], created: number): PskColumns => ({
+          count: part.length,
+          pids: part.map((r) => r.pid),
+          pps: Buffer.from(part.map((r) => r.pps.reveal()).join(''), 'latin1'),
+          batches: part.map((_, i) => (i % 2 === 0 ? 'bulk-a' : 'bulk-b')),
+          states: part.map((_, i) => (i === 1 ? 'exported' : 'available')),
+          createdAt: part.map(() => created),
+        });
+        const created = Date.UTC(2024, 0, 2, 3, 4, 5, 678);
+        const auditBefore = (await store.audit.verify()).entries;
+        const r = await store.transaction(async (tx) => {
+          const bulk = tx.psks.bulkInsert({ actor, source: 'import', detail: { file: 'f' } });
+          const handed = columns(rows.slice(0, 4), created);
+          await bulk.add(handed);
+          await bulk.add(columns(rows.slice(4), created));
+          const result = await bulk.finish();
+          assert.ok(handed.pps.every((x) => x === 0), 'the plaintext handed over is zeroed');
+          return result;
+        });
+        assert.equal(r.inserted, 5);
+        assert.deepEqual([...r.duplicates].sort(), [a.pid, b.pid, repeated.pid].sort());
+        assert.deepEqual([...r.conflicts].sort(), [b.pid, repeated.pid].sort());
+        assert.equal((await store.psks.reveal(b.pid, { actor, purpose: 't' })).reveal(), b.pps.reveal());
+        assert.equal((await store.psks.reveal(repeated.pid, { actor, purpose: 't' })).reveal(), repeated.pps.reveal());
+        const got = await store.psks.get((fresh[0] as NewPsk).pid);
+        assert.equal(got?.createdAt.getTime(), created);
+        assert.equal(got?.batch, 'bulk-a');
+        assert.equal((await store.psks.get((fresh[1] as NewPsk).pid))?.state, 'available');
+        const audited = (await store.audit.list({ action: 'psk.import' })).flatMap((e) => e.pids);
+        assert.deepEqual([...audited].sort(), fresh.map((f) => f.pid).sort());
+        const verified = await store.audit.verify();
+        assert.equal(verified.ok, true);
+        assert.ok(verified.entries > auditBefore);
+      });
+
+      it('bulkInsert: an initial state it may not enter in or a bad batch name fails the add', async () => {
+        await rejectsWith(
+          store.transaction(async (tx) => {
+            const one = newPsks(1)[0] as NewPsk;
+            await tx.psks.bulkInsert({ actor, source: 'import' }).add({
+              count: 1,
+              pids: [one.pid],
+              pps: Buffer.from(one.pps.reveal(), 'latin1'),
+              batches: ['b1'],
+              states: ['in_use'],
+              createdAt: [Date.now()],
+            });
+          }),
+          'SCS_PSK_STATE_INVALID',
+        );
+        assert.equal((await store.psks.countByState()).available, 0);
       });
 
       it('creates batches implicitly and counts PSKs by state, per batch and overall', async () => {

@@ -82,6 +82,32 @@ export interface InsertResult {
   readonly conflicts: Pid[];
 }
 
+/**
+ * PSKs as columns, for a bulk insert (an import of a million): no object per PSK. Record i is
+ * `pids[i]`, PPS bytes [32 i, 32 i + 32) of `pps` (canonical ASCII), `batches[i]`, `states[i]`
+ * and `createdAt[i]` (ms since the epoch).
+ */
+export interface PskColumns {
+  readonly count: number;
+  readonly pids: readonly Pid[];
+  /** Plaintext: handed over to the bulk insert, which zeroes it once sealed. */
+  readonly pps: Buffer;
+  readonly batches: readonly string[];
+  readonly states: readonly PskState[];
+  readonly createdAt: readonly number[];
+}
+
+/** One bulk insert inside a transaction (`psks.bulkInsert`). */
+export interface PskBulkInsert {
+  /** Checks and seals one set of columns (sealing may still run when it resolves). */
+  add(columns: PskColumns): Promise<void>;
+  /**
+   * Inserts everything added, skipping PIDs already present (or repeated: the first one
+   * counts), creates missing batches and audits the inserted PIDs (as insertMany). Call once.
+   */
+  finish(): Promise<InsertResult>;
+}
+
 export interface PskFilter {
   readonly state?: PskState | readonly PskState[];
   readonly batch?: string;
@@ -125,6 +151,12 @@ export interface PskRepository {
    * batch). One transaction per call: pass chunks (10,000 rows is a good size), not a million.
    */
   insertMany(rows: readonly NewPsk[], context: InsertContext): Promise<InsertResult>;
+  /**
+   * insertMany for a whole import inside one `store.transaction`: add columns in any number of
+   * calls, then `finish`. On SQLite the rows are staged in a temporary table (sealed) and go
+   * into `psks` in PID order with one statement at the end (docs/psk-database.md, "Bulk import").
+   */
+  bulkInsert(context: InsertContext): PskBulkInsert;
   get(pid: Pid): Promise<PskRow | undefined>;
   /** The PPS of one PSK, audited as `psk.reveal`. SCS_PSK_NOT_FOUND if absent. */
   reveal(pid: Pid, context: RevealContext): Promise<Secret<Pps>>;

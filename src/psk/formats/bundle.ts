@@ -19,8 +19,8 @@ import {
 } from 'node:crypto';
 import { ScsError } from '../../errors.ts';
 import { Secret } from '../../secret.ts';
-import { PID_LENGTH } from '../pid.ts';
-import { PPS_LENGTH } from '../pps.ts';
+import { PID_LENGTH, type Pid } from '../pid.ts';
+import { PPS_LENGTH, type Pps } from '../pps.ts';
 import { canonicalPid, canonicalPps, isCanonicalPpsAt, readPid, readPps } from './canonical.ts';
 import type { PskPair } from './pair.ts';
 
@@ -449,9 +449,21 @@ export class BundleDecoder {
   }
 
   push(bytes: Buffer): BundleRecord[] {
+    return recordsOf(this.pushColumns(bytes).take());
+  }
+
+  finish(): BundleRecord[] {
+    return recordsOf(this.finishColumns().take());
+  }
+
+  /**
+   * Like `push`, as columns (no object per record): the import's path. The records are added
+   * to `into` (returned); the PPS bytes taken from it are plaintext: zero them when done.
+   */
+  pushColumns(bytes: Buffer, into: BundleColumnBuilder = new BundleColumnBuilder()): BundleColumnBuilder {
     return this.#guard(() => {
       if (this.#phase === 'done') throw new Error('BundleDecoder.push called after finish()');
-      const out: BundleRecord[] = [];
+      const out = into;
       let at = 0;
       if (this.#phase === 'header') at = this.#readHeader(bytes);
       while (at < bytes.length) {
@@ -469,9 +481,10 @@ export class BundleDecoder {
     });
   }
 
-  finish(): BundleRecord[] {
+  /** Like `finish`, as columns (see pushColumns). */
+  finishColumns(into: BundleColumnBuilder = new BundleColumnBuilder()): BundleColumnBuilder {
     return this.#guard(() => {
-      if (this.#phase === 'done') return [];
+      if (this.#phase === 'done') return into;
       if (this.#phase === 'header') {
         throw malformed(
           this.#head.length === 0
@@ -490,7 +503,7 @@ export class BundleDecoder {
       if (this.#fill < full) {
         throw malformed(`truncated: the last chunk has ${this.#fill} of ${full} bytes`);
       }
-      const out: BundleRecord[] = [];
+      const out = into;
       try {
         this.#open(true, out);
       } catch (e) {
@@ -615,35 +628,42 @@ export class BundleDecoder {
     }
   }
 
-  #open(final: boolean, out: BundleRecord[]): void {
+  #open(final: boolean, out: BundleColumnBuilder): void {
     const plain = this.#decrypt(final);
     this.#counter++;
-    this.#records(plain, final, out);
+    try {
+      this.#records(plain, final, out);
+    } finally {
+      plain.fill(0);
+    }
   }
 
   /** Records run across chunks; after the last one, only zero padding to the end of the final chunk. */
-  #records(plain: Buffer, final: boolean, out: BundleRecord[]): void {
+  #records(plain: Buffer, final: boolean, out: BundleColumnBuilder): void {
     const header = this.#header as BundleHeader;
     const data = this.#carry.length === 0 ? plain : Buffer.concat([this.#carry, plain]);
+    this.#carry.fill(0);
     this.#carry = Buffer.alloc(0);
     let at = 0;
     while (this.#decoded < header.recordCount) {
       if (data.length - at < RECORD_FIXED_BYTES) break;
       const size = RECORD_FIXED_BYTES + (data[at + RECORD_FIXED_BYTES - 1] as number);
       if (data.length - at < size) break;
-      out.push(decodeRecord(data, at, size, this.#decoded + 1));
+      out.add(data, at, size, this.#decoded + 1);
       this.#decoded++;
       at += size;
     }
     if (this.#decoded < header.recordCount) {
       if (final) throw malformed(`the final chunk ends after ${this.#decoded} of ${header.recordCount} records`);
       this.#carry = Buffer.from(data.subarray(at));
+      if (data !== plain) data.fill(0);
       return;
     }
     if (!final) throw malformed(`all ${header.recordCount} records end before the final chunk`);
     for (let i = at; i < data.length; i++) {
       if (data[i] !== 0) throw malformed(`data after the last of ${header.recordCount} records`);
     }
+    if (data !== plain) data.fill(0);
   }
 }
 
@@ -653,26 +673,128 @@ function isAuthFailure(e: unknown): boolean {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function decodeRecord(data: Buffer, at: number, size: number, n: number): BundleRecord {
+/**
+ * Decoded records as columns: record i is `pids[i]`, PPS bytes [32 i, 32 i + 32) of `pps`
+ * (canonical ASCII, plaintext: zero it when done), `states[i]`, `createdAt[i]` (ms since the
+ * epoch) and `batches[i]`.
+ */
+export interface DecodedBundleColumns {
+  readonly count: number;
+  readonly pids: readonly Pid[];
+  readonly pps: Buffer;
+  readonly states: readonly BundlePskState[];
+  readonly createdAt: readonly number[];
+  readonly batches: readonly string[];
+}
+
+function badRecord(n: number, what: string): ScsError {
   // The chunk authenticated, so a bad value here means the writer was broken, not an attacker.
-  const bad = (what: string): ScsError => malformed(`record ${n}: ${what}`);
-  let pid;
-  let pps;
-  try {
-    pid = readPid(data.toString('latin1', at, at + PID_LENGTH));
-    pps = readPps(data.toString('latin1', at + PID_LENGTH, at + PID_LENGTH + PPS_LENGTH));
-  } catch (e) {
-    throw bad(e instanceof ScsError ? e.message : 'invalid PID or PPS');
+  return malformed(`record ${n}: ${what}`);
+}
+
+/**
+ * Collects decoded records as columns across any number of pushes (`pushColumns(bytes, into)`)
+ * until `take`; consecutive records share one batch string.
+ */
+export class BundleColumnBuilder {
+  #count = 0;
+  #pids: Pid[] = [];
+  #pps: Buffer = Buffer.alloc(0);
+  #states: BundlePskState[] = [];
+  #createdAt: number[] = [];
+  #batches: string[] = [];
+  #lastBatch: Buffer | undefined;
+  #lastBatchText = '';
+
+  /** Records collected since the last `take`. */
+  get count(): number {
+    return this.#count;
   }
-  const state = STATES[data[at + PID_LENGTH + PPS_LENGTH] as number];
-  if (state === undefined) throw bad('unknown state');
-  const created = readU64(data, at + PID_LENGTH + PPS_LENGTH + 1);
-  if (!Number.isSafeInteger(created)) throw bad('creation time out of range');
-  let batch: string;
-  try {
-    batch = utf8.decode(data.subarray(at + RECORD_FIXED_BYTES, at + size));
-  } catch {
-    throw bad('the batch name is not UTF-8');
+
+  /** The records collected so far; the builder starts empty again. */
+  take(): DecodedBundleColumns {
+    const out: DecodedBundleColumns = {
+      count: this.#count,
+      pids: this.#pids,
+      pps: this.#pps.subarray(0, this.#count * PPS_LENGTH),
+      states: this.#states,
+      createdAt: this.#createdAt,
+      batches: this.#batches,
+    };
+    this.#count = 0;
+    this.#pids = [];
+    this.#pps = Buffer.alloc(0);
+    this.#states = [];
+    this.#createdAt = [];
+    this.#batches = [];
+    return out;
   }
-  return { pid, pps: new Secret(pps), batch, state, createdAt: new Date(created) };
+
+  /** Zeroes the PPS collected and not taken (an import that failed). */
+  discard(): void {
+    this.#pps.fill(0);
+    this.take();
+  }
+
+  /** Decodes record `n` at `data[at .. at + size)` (the decoder's side). */
+  add(data: Buffer, at: number, size: number, n: number): void {
+    const pidText = data.toString('latin1', at, at + PID_LENGTH);
+    let pid = canonicalPid(pidText);
+    if (this.#pps.length < (this.#count + 1) * PPS_LENGTH) this.#grow();
+    const ppsAt = this.#count * PPS_LENGTH;
+    const ppsFrom = at + PID_LENGTH;
+    try {
+      pid ??= readPid(pidText);
+      if (isCanonicalPpsAt(data, ppsFrom)) data.copy(this.#pps, ppsAt, ppsFrom, ppsFrom + PPS_LENGTH);
+      // Another spelling of a valid PPS (readPps accepts it or throws without echoing it).
+      else this.#pps.write(readPps(data.toString('latin1', ppsFrom, ppsFrom + PPS_LENGTH)), ppsAt, 'latin1');
+    } catch (e) {
+      throw badRecord(n, e instanceof ScsError ? e.message : 'invalid PID or PPS');
+    }
+    const state = STATES[data[ppsFrom + PPS_LENGTH] as number];
+    if (state === undefined) throw badRecord(n, 'unknown state');
+    const created = readU64(data, ppsFrom + PPS_LENGTH + 1);
+    if (!Number.isSafeInteger(created)) throw badRecord(n, 'creation time out of range');
+    const from = at + RECORD_FIXED_BYTES;
+    const length = size - RECORD_FIXED_BYTES;
+    const last = this.#lastBatch;
+    let same = last !== undefined && last.length === length;
+    for (let k = 0; same && k < length; k++) same = data[from + k] === (last as Buffer)[k];
+    if (!same) {
+      try {
+        this.#lastBatchText = utf8.decode(data.subarray(from, from + length));
+      } catch {
+        throw badRecord(n, 'the batch name is not UTF-8');
+      }
+      this.#lastBatch = Buffer.from(data.subarray(from, from + length));
+    }
+    this.#pids.push(pid);
+    this.#states.push(state);
+    this.#createdAt.push(created);
+    this.#batches.push(this.#lastBatchText);
+    this.#count++;
+  }
+
+  #grow(): void {
+    const next = Buffer.alloc(Math.max(1024 * PPS_LENGTH, this.#pps.length * 2));
+    this.#pps.copy(next);
+    this.#pps.fill(0);
+    this.#pps = next;
+  }
+}
+
+/** Columns as BundleRecord objects (push/finish); zeroes the columns' PPS bytes. */
+function recordsOf(c: DecodedBundleColumns): BundleRecord[] {
+  const out: BundleRecord[] = new Array<BundleRecord>(c.count);
+  for (let i = 0; i < c.count; i++) {
+    out[i] = {
+      pid: c.pids[i] as Pid,
+      pps: new Secret(c.pps.toString('latin1', i * PPS_LENGTH, (i + 1) * PPS_LENGTH) as Pps),
+      batch: c.batches[i] as string,
+      state: c.states[i] as BundlePskState,
+      createdAt: new Date(c.createdAt[i] as number),
+    };
+  }
+  c.pps.fill(0);
+  return out;
 }

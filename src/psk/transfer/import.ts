@@ -1,11 +1,16 @@
 import { ScsError } from '../../errors.ts';
 import type { Secret } from '../../secret.ts';
 import { defaultBatchName } from '../../store/batch.ts';
-import type { NewPsk, Store } from '../../store/store.ts';
+import type { InsertResult, NewPsk, PskColumns, Store } from '../../store/store.ts';
 import type { ImportRow } from '../../store/transfers/transfers.ts';
-import { BundleDecoder, type BundleKdf, type BundleRecord } from '../formats/bundle.ts';
+import {
+  BundleColumnBuilder,
+  BundleDecoder,
+  type BundleKdf,
+  type DecodedBundleColumns,
+} from '../formats/bundle.ts';
 import { CsvDecoder, type CsvRow } from '../formats/csv.ts';
-import { IMPORT_CHUNK, insertChunk } from './insert.ts';
+import { conflictError, IMPORT_CHUNK, insertChunk } from './insert.ts';
 import { importSetupBin, type SetupBinImportSummary } from './setupbin-import.ts';
 import { peekFormat, type ImportSource } from './source.ts';
 
@@ -147,14 +152,19 @@ async function importBundle(
   const decoder = new BundleDecoder({ passphrase, ...(options.kdf === undefined ? {} : { kdf: options.kdf }) });
   // Read up to the (authenticated) header outside the transaction: a bundle taken in before is
   // recognised by its id without reading on, and a wrong passphrase fails before any write.
-  let early: BundleRecord[] = [];
-  while (decoder.header === undefined) {
-    const next = await chunks.next();
-    if (next.done === true) {
-      decoder.finish(); // throws: truncated inside the header
-      break;
+  const pending = new BundleColumnBuilder();
+  try {
+    while (decoder.header === undefined) {
+      const next = await chunks.next();
+      if (next.done === true) {
+        decoder.finishColumns(pending); // throws: truncated inside the header
+        break;
+      }
+      decoder.pushColumns(next.value, pending);
     }
-    early = early.concat(decoder.push(next.value));
+  } catch (e) {
+    pending.discard();
+    throw e;
   }
   const header = decoder.header;
   if (header === undefined) throw new ScsError('SCS_BUNDLE_MALFORMED', `${options.fileName}: no bundle header`);
@@ -168,44 +178,43 @@ async function importBundle(
   };
   const previous = await store.transfers.getImport(header.bundleId);
   if (previous !== undefined) {
+    pending.discard();
     return { ...base, outcome: 'already-imported', inserted: 0, duplicates: 0, previous };
   }
   const detail = { format: 'bundle', file: options.fileName, bundleId: header.bundleId };
   return store.transaction(async (tx) => {
-    let pending: NewPsk[] = [];
+    const bulk = tx.psks.bulkInsert({ actor: options.actor, source: 'import', detail });
     let seen = 0;
-    let inserted = 0;
-    let duplicates = 0;
-    const take = async (records: readonly BundleRecord[], last: boolean): Promise<void> => {
-      for (const r of records) {
-        pending.push({
-          pid: r.pid,
-          pps: r.pps,
-          batch: options.batch ?? r.batch,
-          state: r.state,
-          createdAt: r.createdAt,
-        });
-      }
-      seen += records.length;
-      if (pending.length >= IMPORT_CHUNK || (last && pending.length > 0)) {
-        const got = await insertChunk(tx, pending, options, detail);
-        inserted += got.inserted;
-        duplicates += got.duplicates;
-        pending = [];
-        options.onProgress?.(seen, header.recordCount);
-      }
+    const flush = async (last: boolean): Promise<void> => {
+      if (pending.count < IMPORT_CHUNK && !(last && pending.count > 0)) return;
+      options.signal?.throwIfAborted();
+      seen += pending.count;
+      await bulk.add(toStoreColumns(pending.take(), options.batch));
+      options.onProgress?.(seen, header.recordCount);
     };
-    await take(early, false);
-    early = [];
-    for await (const c of chunks) await take(decoder.push(c), false);
-    // Authenticates the final chunk: only now is the whole file known to be genuine and complete.
-    await take(decoder.finish(), true);
-    if (seen !== header.recordCount) {
-      throw new ScsError(
-        'SCS_BUNDLE_MALFORMED',
-        `${options.fileName}: ${seen} records where the header declares ${header.recordCount}`,
-      );
+    let result: InsertResult;
+    try {
+      await flush(false);
+      for await (const c of chunks) {
+        decoder.pushColumns(c, pending);
+        await flush(false);
+      }
+      // Authenticates the final chunk: only now is the whole file known to be genuine and complete.
+      decoder.finishColumns(pending);
+      await flush(true);
+      if (seen !== header.recordCount) {
+        throw new ScsError(
+          'SCS_BUNDLE_MALFORMED',
+          `${options.fileName}: ${seen} records where the header declares ${header.recordCount}`,
+        );
+      }
+      result = await bulk.finish();
+    } finally {
+      pending.discard();
     }
+    if (result.conflicts.length > 0) throw conflictError(result.conflicts, options.fileName);
+    const inserted = result.inserted;
+    const duplicates = result.duplicates.length;
     const outcome = inserted === 0 ? 'nothing-new' : 'imported';
     await tx.transfers.recordImport({
       bundleId: header.bundleId,
@@ -222,4 +231,9 @@ async function importBundle(
     });
     return { ...base, outcome, inserted, duplicates };
   });
+}
+
+/** Decoded records as store columns (`batch` replaces every record's own). */
+function toStoreColumns(c: DecodedBundleColumns, batch: string | undefined): PskColumns {
+  return batch === undefined ? c : { ...c, batches: new Array<string>(c.count).fill(batch) };
 }

@@ -6,7 +6,7 @@ import type { ImportOptions } from './import.ts';
 /** PSKs per insertMany call inside the one import transaction. */
 export const IMPORT_CHUNK = 10_000;
 
-function conflictError(pids: readonly Pid[], where: string): ScsError {
+export function conflictError(pids: readonly Pid[], where: string): ScsError {
   const shown = pids.slice(0, 5).map((p) => formatPid(p));
   const more = pids.length > shown.length ? ` and ${pids.length - shown.length} more` : '';
   return new ScsError(

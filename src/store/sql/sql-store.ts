@@ -22,6 +22,7 @@ import type {
   IterateOptions,
   NewPsk,
   PageOptions,
+  PskBulkInsert,
   PskFilter,
   PskPage,
   PskRepository,
@@ -33,6 +34,7 @@ import type {
   Store,
 } from '../store.ts';
 import { hotFirst, runHot, slot } from './hot-query.ts';
+import { bulkInsert, type PskStage } from './bulk-insert.ts';
 import { psksPages } from './psk-pages.ts';
 import type { AuditLogTable, PsksTable, StoreDb } from './schema.ts';
 import { sqlProvisioning } from '../provisioning/sql-provisioning.ts';
@@ -65,6 +67,11 @@ export interface SqlEngine {
    * write transaction, on its connection.
    */
   readonly insertPsks?: (rows: readonly PskInsertRow[]) => string[];
+  /**
+   * Optional staging for psks.bulkInsert (src/store/sql/bulk-insert.ts): a temporary table on
+   * the transaction's connection. Called only inside a write transaction.
+   */
+  readonly stagePsks?: () => PskStage;
   /** Releases the connection(s) after the Kysely instance is destroyed. */
   readonly close?: () => Promise<void>;
 }
@@ -83,7 +90,7 @@ const SEAL_SLICE = 5000;
 const FIRST_SEAL_SLICE = 2048;
 const AUDIT_LIST_DEFAULT = 100;
 /** States a PSK may enter the database in; in_use needs a running job and a prior state. */
-const INITIAL_STATES: readonly PskState[] = ['available', 'exported', 'consumed', 'revoked', 'transferred'];
+export const INITIAL_STATES: readonly PskState[] = ['available', 'exported', 'consumed', 'revoked', 'transferred'];
 
 /** What repositories in other files (src/store/tokens) build on. */
 export type SqlContext = Context;
@@ -402,6 +409,10 @@ class SqlPsks implements PskRepository {
       await appendAudit(tx, entries);
       return { inserted: insertedCount, duplicates, conflicts };
     });
+  }
+
+  bulkInsert(context: InsertContext): PskBulkInsert {
+    return bulkInsert(this.#ctx, context, (rows) => this.insertMany(rows, context));
   }
 
   async get(pid: Pid): Promise<PskRow | undefined> {
