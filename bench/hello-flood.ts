@@ -11,7 +11,8 @@
  * slow-connection phase: N connections held open, trickling, to measure the memory one held
  * hello connection costs. Prints one JSON object.
  *
- * Run: node --import tsx --expose-gc bench/hello-flood.ts [--rate 10000] [--seconds 10] [--children 2] [--open 4000] [--slow 2000]
+ * Run: node --import tsx --expose-gc bench/hello-flood.ts [--rate 10000] [--seconds 10] [--children 2] [--open 4000]
+ *        [--slow 2000] [--log-level warn]  (the server's log lines are kept in memory, as in the e2e tests)
  */
 import { randomInt } from 'node:crypto';
 import net from 'node:net';
@@ -90,7 +91,9 @@ async function main(): Promise<void> {
   const slow = arg('slow', 2000);
   buildCSender();
   const port = randomPort();
-  const scs = await startTestScs({ amtTlsPort: port, config: { logLevel: 'warn' } });
+  const logIndex = process.argv.indexOf('--log-level');
+  const logLevel = logIndex > 0 ? (process.argv[logIndex + 1] ?? 'warn') : 'warn';
+  const scs = await startTestScs({ amtTlsPort: port, config: { logLevel } });
   try {
     const baseline = await provisionOne(scs, port);
     global.gc?.();
@@ -153,6 +156,7 @@ async function main(): Promise<void> {
         {
           bench: 'hello-flood',
           config: {
+            logLevel,
             helloMaxConnections: scs.server.config.helloMaxConnections,
             helloTimeoutMs: scs.server.config.helloTimeoutMs,
             helloMaxPending: scs.server.config.helloMaxPending,

@@ -170,7 +170,8 @@ export function createHelloListener(options: HelloListenerOptions): HelloListene
     if (reason === undefined) throw error;
     counts.malformed[reason] = (counts.malformed[reason] ?? 0) + 1;
     const message = error instanceof Error ? error.message : String(error);
-    log?.info({ remoteAddress: remote, reason }, message);
+    // Debug: counted here and audited in batches by the caller; a flood of garbage must not become a log line each.
+    log?.debug({ remoteAddress: remote, reason }, message);
     options.onMalformed?.({ reason, message }, remote);
   }
 
@@ -256,7 +257,7 @@ export function createHelloListener(options: HelloListenerOptions): HelloListene
     if (c.settled) return;
     if (c.decoder.complete) return conclude(c);
     counts.dropped.reset++;
-    log?.info({ remoteAddress: c.remote, err: error }, 'hello connection failed');
+    log?.debug({ remoteAddress: c.remote, err: error }, 'hello connection failed');
     finish(c);
   }
 
@@ -282,7 +283,7 @@ export function createHelloListener(options: HelloListenerOptions): HelloListene
         continue;
       }
       counts.dropped.timeout++;
-      log?.info({ remoteAddress: c.remote, bytes: c.decoder.bytesReceived }, 'hello connection timed out');
+      log?.debug({ remoteAddress: c.remote, bytes: c.decoder.bytesReceived }, 'hello connection timed out');
       finish(c);
     }
   }

@@ -137,6 +137,9 @@ class AuditBatcher {
         batch.addresses === undefined
           ? { ...batch.first, count: batch.count }
           : { ...batch.first, count: batch.count, addresses: [...batch.addresses].join(' ') };
+      if (action !== 'hello.rate_limited') {
+        this.#log.info({ action, count: batch.count, pids: batch.pids.size, ...batch.first }, 'refused hellos audited');
+      }
       this.#writing = this.#writing.then(() =>
         this.#store.audit.append({ actor: this.#actor, action, pids: [...batch.pids], detail }).then(
           () => undefined,
@@ -164,7 +167,8 @@ export function createHelloAdmission(deps: HelloAdmissionDeps): HelloAdmission {
   const noteUnknown = (hello: Hello & { version: 2 }, address: string): void => {
     metrics.hellosReceived.inc();
     unknownPid.inc();
-    log.info({ uuid: hello.uuid, address, pid: hello.pid, outcome: 'unknown_pid' }, 'hello not connected back to');
+    // Debug per hello; the batch is logged at info when it is audited (a flood must not become a log line each).
+    log.debug({ uuid: hello.uuid, address, pid: hello.pid, outcome: 'unknown_pid' }, 'hello not connected back to');
     audit.add('hello.unknown_pid', 'hello.unknown_pid', hello.pid, undefined, () => ({
       address,
       uuid: hello.uuid,
