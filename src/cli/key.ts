@@ -40,7 +40,7 @@ export function registerKeyCommands(program: Command, io: Io): void {
         'with --data-key: a new data key, every secret re-sealed under it in batches (resumable), the old key deleted',
     )
     .option('--data-key', 'rotate the data key instead of the master key')
-    .option('--batch-size <n>', 'with --data-key: secrets re-sealed per transaction (default 1000)')
+    .option('--batch-size <n>', 'with --data-key: secrets re-sealed per transaction (default 1000, at most 10000)')
     .action(async (flags: RotateFlags, command: Command) => {
       const config = configFrom(command);
       const log = createLogger(config.logLevel);
@@ -77,7 +77,7 @@ export function registerKeyCommands(program: Command, io: Io): void {
 
 async function rotateDataKeyCommand(config: Config, flags: RotateFlags, io: Io): Promise<void> {
   const log = createLogger(config.logLevel);
-  const batchSize = flags.batchSize === undefined ? 1000 : parseCount(flags.batchSize, '--batch-size', 100_000);
+  const batchSize = flags.batchSize === undefined ? 1000 : parseCount(flags.batchSize, '--batch-size', 10_000);
   const { store } = await openStore(config, log);
   try {
     const raw = SqlStore.rawOf(store);
