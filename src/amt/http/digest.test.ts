@@ -127,6 +127,31 @@ describe('Digest response (RFC 2617 / 7616)', () => {
   });
 });
 
+describe('Digest session', () => {
+  it('writes the header digestAuthorization writes, byte for byte, for every algorithm, qop and opaque', () => {
+    const password = new Secret('P@ssw0rd');
+    for (const algorithm of [undefined, 'MD5', 'MD5-sess', 'SHA-256', 'SHA-256-sess']) {
+      for (const qop of [[], ['auth'], ['auth', 'auth-int']]) {
+        for (const opaque of [undefined, 'opaque "quoted"']) {
+          const challenge: DigestChallenge = { ...RFC2617, algorithm, qop, opaque };
+          const session = new DigestSession(challenge);
+          for (let nc = 1; nc <= 3; nc++) {
+            // A second URI and user in the same session, as a caller may do.
+            const uri = nc === 3 ? '/other' : '/wsman';
+            const username = nc === 3 ? 'admin2' : 'admin';
+            const header = session.authorize(username, password, 'POST', uri);
+            const cnonce = params(header).get('cnonce') ?? '';
+            const expected = digestAuthorization({ challenge, username, password, method: 'POST', uri, nc, cnonce });
+            if (qop.length > 0 || !algorithm?.endsWith('-sess'))
+              assert.equal(header, expected, `${algorithm} ${qop.join(',')} ${nc}`);
+            else assert.equal(header.replace(/response="[^"]*"/, ''), expected.replace(/response="[^"]*"/, ''));
+          }
+        }
+      }
+    }
+  });
+});
+
 describe('Digest challenge parsing', () => {
   it('reads the AMT challenge of §4', () => {
     const c = parseDigestChallenge(

@@ -217,35 +217,75 @@ function cnonce(): string {
 export class DigestSession {
   readonly challenge: DigestChallenge;
   #nc = 0;
-  /** H(user:realm:password) for the last user and password seen: the same for every request of a session. */
   #ha1: { readonly username: string; readonly password: Secret<string>; readonly value: string } | undefined;
+  /**
+   * What stays the same between requests of a session to one URI (a session posts to /wsman
+   * only): the hash, H(method:uri) and the header's fixed parts. Computed at the first request;
+   * the header is the one digestAuthorization builds, byte for byte (digest.test.ts).
+   */
+  #fixed:
+    | {
+        readonly username: string;
+        readonly method: string;
+        readonly uri: string;
+        readonly hash: HashName;
+        readonly sess: boolean;
+        readonly ha2: string;
+        readonly head: string;
+        readonly tail: string;
+      }
+    | undefined;
 
   constructor(challenge: DigestChallenge) {
     this.challenge = challenge;
   }
 
-  /** How many requests this nonce has signed. */
   get count(): number {
     return this.#nc;
   }
 
   authorize(username: string, password: Secret<string>, method: string, uri: string): string {
     this.#nc++;
-    const input: DigestInput = {
-      challenge: this.challenge,
-      username,
-      password,
-      method,
-      uri,
-      nc: this.#nc,
-      cnonce: cnonce(),
-    };
+    const { challenge } = this;
+    let fixed = this.#fixed;
+    if (fixed?.username !== username || fixed.method !== method || fixed.uri !== uri) {
+      const { hash, sess } = hashOf(challenge.algorithm);
+      if (challenge.qop.length > 0 && !challenge.qop.includes('auth')) {
+        throw new ScsError('SCS_AMT_HTTP', `the device offers Digest qop "${challenge.qop.join(',')}" but not "auth"`);
+      }
+      const parts = [
+        `username=${quote(username)}`,
+        `realm=${quote(challenge.realm)}`,
+        `nonce=${quote(challenge.nonce)}`,
+        `uri=${quote(uri)}`,
+      ];
+      if (challenge.algorithm !== undefined) parts.push(`algorithm=${challenge.algorithm}`);
+      fixed = {
+        username,
+        method,
+        uri,
+        hash,
+        sess,
+        ha2: h(hash, `${method}:${uri}`),
+        head: `Digest ${parts.join(', ')}`,
+        tail: challenge.opaque === undefined ? '' : `, opaque=${quote(challenge.opaque)}`,
+      };
+      this.#fixed = fixed;
+    }
     let ha1 = this.#ha1;
     if (ha1?.username !== username || ha1.password !== password) {
-      const { hash } = hashOf(this.challenge.algorithm);
-      ha1 = { username, password, value: h(hash, `${username}:${this.challenge.realm}:${password.reveal()}`) };
+      ha1 = { username, password, value: h(fixed.hash, `${username}:${challenge.realm}:${password.reveal()}`) };
       this.#ha1 = ha1;
     }
-    return authorizationWith(input, responseFromHa1(input, ha1.value));
+    const { hash, ha2 } = fixed;
+    if (challenge.qop.length === 0) {
+      const key = fixed.sess ? h(hash, `${ha1.value}:${challenge.nonce}:${cnonce()}`) : ha1.value;
+      return `${fixed.head}, response=${quote(h(hash, `${key}:${challenge.nonce}:${ha2}`))}${fixed.tail}`; // RFC 2069
+    }
+    const cn = cnonce();
+    const nc = formatNc(this.#nc);
+    const key = fixed.sess ? h(hash, `${ha1.value}:${challenge.nonce}:${cn}`) : ha1.value;
+    const response = h(hash, `${key}:${challenge.nonce}:${nc}:${cn}:auth:${ha2}`);
+    return `${fixed.head}, response=${quote(response)}, qop=auth, nc=${nc}, cnonce=${quote(cn)}${fixed.tail}`;
   }
 }
