@@ -857,6 +857,33 @@ for (const engine of engines) {
   });
 }
 
+describe('data key rotation after a master key rotation', () => {
+  it('a store running since before both rotations loads the new data key with the new key file (its master key in memory no longer unwraps it) and reads every secret', async () => {
+    const i = sqliteInstall();
+    try {
+      const server = await openAt(i);
+      const secrets = await seedSecrets(server, 200);
+      // The master key is replaced on disk; the running store still holds the old one in memory.
+      await rotateSqliteMasterKey({ file: i.db.slice('sqlite:'.length), masterKeyFile: i.key, actor: 'test' });
+      const r = await cli(['--db', i.db, '--master-key-file', i.key, 'key', 'rotate', '--data-key']);
+      assert.equal(r.code, 0, r.err);
+      assert.match(
+        r.out,
+        /data key 2 is now the data key; re-sealed: psks 200, profiles 1, escrow 1, ca 1; deleted data key\(s\): 1/,
+      );
+      // Key 1 is gone and every blob is under key 2: reading proves the store loaded key 2.
+      assert.deepEqual(
+        (await i.dataKeys()).map((k) => [k.id, k.status]),
+        [[2, 'active']],
+      );
+      await assertSecrets(server, secrets);
+      await server.close();
+    } finally {
+      await i.drop();
+    }
+  });
+});
+
 function readKey(file: string): Buffer {
   return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
 }
