@@ -129,7 +129,10 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreHar
           await bulk.add(handed);
           await bulk.add(columns(rows.slice(4), created));
           const result = await bulk.finish();
-          assert.ok(handed.pps.every((x) => x === 0), 'the plaintext handed over is zeroed');
+          assert.ok(
+            handed.pps.every((x) => x === 0),
+            'the plaintext handed over is zeroed',
+          );
           return result;
         });
         assert.equal(r.inserted, 5);

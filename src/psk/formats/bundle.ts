@@ -723,7 +723,8 @@ export class BundleColumnBuilder {
     };
     this.#count = 0;
     this.#pids = [];
-    this.#pps = Buffer.alloc(0);
+    // The next set is likely as large: one allocation of that size instead of doubling up to it.
+    this.#pps = Buffer.alloc(out.pps.length);
     this.#states = [];
     this.#createdAt = [];
     this.#batches = [];
@@ -745,9 +746,14 @@ export class BundleColumnBuilder {
     const ppsFrom = at + PID_LENGTH;
     try {
       pid ??= readPid(pidText);
-      if (isCanonicalPpsAt(data, ppsFrom)) data.copy(this.#pps, ppsAt, ppsFrom, ppsFrom + PPS_LENGTH);
-      // Another spelling of a valid PPS (readPps accepts it or throws without echoing it).
-      else this.#pps.write(readPps(data.toString('latin1', ppsFrom, ppsFrom + PPS_LENGTH)), ppsAt, 'latin1');
+      if (isCanonicalPpsAt(data, ppsFrom)) {
+        // A loop: for 32 bytes it is cheaper than a call into Buffer.copy.
+        const pps = this.#pps;
+        for (let k = 0; k < PPS_LENGTH; k++) pps[ppsAt + k] = data[ppsFrom + k] as number;
+      } else {
+        // Another spelling of a valid PPS (readPps accepts it or throws without echoing it).
+        this.#pps.write(readPps(data.toString('latin1', ppsFrom, ppsFrom + PPS_LENGTH)), ppsAt, 'latin1');
+      }
     } catch (e) {
       throw badRecord(n, e instanceof ScsError ? e.message : 'invalid PID or PPS');
     }

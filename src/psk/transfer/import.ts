@@ -3,12 +3,7 @@ import type { Secret } from '../../secret.ts';
 import { defaultBatchName } from '../../store/batch.ts';
 import type { InsertResult, NewPsk, PskColumns, Store } from '../../store/store.ts';
 import type { ImportRow } from '../../store/transfers/transfers.ts';
-import {
-  BundleColumnBuilder,
-  BundleDecoder,
-  type BundleKdf,
-  type DecodedBundleColumns,
-} from '../formats/bundle.ts';
+import { BundleColumnBuilder, BundleDecoder, type BundleKdf, type DecodedBundleColumns } from '../formats/bundle.ts';
 import { CsvDecoder, type CsvRow } from '../formats/csv.ts';
 import { conflictError, IMPORT_CHUNK, insertChunk } from './insert.ts';
 import { importSetupBin, type SetupBinImportSummary } from './setupbin-import.ts';

@@ -302,4 +302,3 @@ class StagedBulkInsert implements PskBulkInsert {
     return this.#lastIso;
   }
 }
-
