@@ -12,6 +12,7 @@ import type { StoreDb } from '../sql/schema.ts';
 import { SqlStore, type PskInsertRow, type SqlEngine } from '../sql/sql-store.ts';
 import type { OpenedStore } from '../store.ts';
 import { ImmediateSqliteDialect } from './dialect.ts';
+import { sqliteStage } from './psk-stage.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 
 export interface SqliteStoreOptions {
@@ -135,6 +136,7 @@ function sqliteEngine(raw: Database.Database, onClose: () => void): SqlEngine {
   return {
     name: 'sqlite',
     lockRows: false,
+    stagePsks: () => sqliteStage(raw),
     close: () => {
       onClose();
       return Promise.resolve();
