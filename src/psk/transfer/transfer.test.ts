@@ -573,3 +573,41 @@ describe('setup.bin export and reconciliation', () => {
     assert.deepEqual(tempFilesIn(a.dir), []);
   });
 });
+
+describe('bundle import into SQLite', () => {
+  let a: Db;
+  let b: Db;
+  before(async () => {
+    a = await openDb('order-a');
+    b = await openDb('order-b');
+    // Two inserts: the bundle holds two runs, each in PID order, so the file is not.
+    await generate(a, 6000, 'first');
+    await generate(a, 6000, 'second');
+  });
+  after(async () => {
+    await a.store.close();
+    await b.store.close();
+  });
+
+  it('inserts the whole import in PID order (ids follow the PIDs across insert chunks), each PID audited once', async () => {
+    const out = path.join(a.dir, 'order.bundle');
+    await exportPsksToFile(a.store, bundleOptions(), out);
+    const r = await importPsks(b.store, readFileSync(out), importOptions(out));
+    assert.equal(r.format === 'bundle' ? r.inserted : 0, 12_000);
+    const raw = new Database(b.file, { readonly: true });
+    try {
+      const pids = raw.prepare('select pid from psks order by id').pluck().all() as string[];
+      assert.equal(pids.length, 12_000);
+      assert.ok(
+        pids.every((p, i) => i === 0 || (pids[i - 1] as string) < p),
+        'ids in PID order across the whole import',
+      );
+      const audited = (
+        raw.prepare("select pids from audit_log where action = 'psk.import'").pluck().all() as string[]
+      ).flatMap((s) => s.split(','));
+      assert.deepEqual([...audited].sort(), pids);
+    } finally {
+      raw.close();
+    }
+  });
+});
