@@ -181,12 +181,18 @@ class StagedBulkInsert implements PskBulkInsert {
       createdAt[i] = this.#iso(c.createdAt[i] as number);
       plains[i] = c.pps.subarray(i * PPS_LENGTH, (i + 1) * PPS_LENGTH);
     }
+    // **(choice)** One batch on the seal worker at a time: a batch sent while the worker is busy
+    // starts a second worker thread (~25 MB more at the peak, which an import of a million next
+    // to SQLite's sorter cannot spare under 300 MB). The worker seals this slice while the main
+    // thread stages the one before and decodes the next.
+    const previous = this.#sealing;
+    this.#sealing = undefined;
+    const sealed = previous === undefined ? undefined : await this.#sealed(previous);
     // The PPS are packed into the worker's own buffer before sealMany first awaits.
     const blobs = this.#ctx.box.sealMany(plains, c.pids);
     blobs.catch(() => undefined); // awaited by the next add or finish; never unhandled
-    const previous = this.#sealing;
     this.#sealing = { columns: c, createdAt, blobs };
-    if (previous !== undefined) await this.#stageSealed(previous);
+    if (previous !== undefined && sealed !== undefined) this.#append(previous, sealed);
   }
 
   async finish(): Promise<InsertResult> {
@@ -194,7 +200,7 @@ class StagedBulkInsert implements PskBulkInsert {
     this.#finished = true;
     const last = this.#sealing;
     this.#sealing = undefined;
-    if (last !== undefined) await this.#stageSealed(last);
+    if (last !== undefined) this.#append(last, await this.#sealed(last));
     const stage = this.#stage;
     if (stage === undefined) return { inserted: 0, duplicates: [], conflicts: [] };
     const ctx = this.#ctx;
@@ -237,13 +243,16 @@ class StagedBulkInsert implements PskBulkInsert {
     }
   }
 
-  async #stageSealed(s: Sealing): Promise<void> {
-    let blobs: Buffer[];
+  /** The sealed PPS of `s`, once the worker is done; its plaintext is zeroed either way. */
+  async #sealed(s: Sealing): Promise<Buffer[]> {
     try {
-      blobs = await s.blobs;
+      return await s.blobs;
     } finally {
       s.columns.pps.fill(0);
     }
+  }
+
+  #append(s: Sealing, blobs: Buffer[]): void {
     this.#stage ??= this.#makeStage();
     const c = s.columns;
     this.#stage.append({
