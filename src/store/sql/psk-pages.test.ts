@@ -10,6 +10,7 @@ import { generatePsks } from '../../psk/service.ts';
 import { openPostgresStore } from '../postgres/open-postgres.ts';
 import { freshSchema, pgTestServer } from '../postgres/test-server.ts';
 import type { PskPage, PskState, Store } from '../store.ts';
+import { SqlStore } from './sql-store.ts';
 
 const actor = 'pages-test';
 const reveal = { actor, purpose: 'pages test' };
@@ -117,6 +118,29 @@ describe('psks.pages (the export read)', () => {
     const row = await store.psks.get(moved[0] as Pid);
     assert.equal(row?.state, 'transferred');
     assert.equal(row?.priorState, null);
+  });
+
+  it('keeps the CHECK constraints on psks for every other statement after a move (SQLite moves a page without them)', async () => {
+    const { store } = t;
+    await generatePsks(store, { count: 1200, batch: 'c', actor });
+    const raw = SqlStore.rawOf(store);
+    assert.ok(raw !== undefined && raw.engine.name === 'sqlite' && raw.engine.movePskPage !== undefined);
+    const bogus = (db: NonNullable<typeof raw>['db']) =>
+      db
+        .updateTable('psks')
+        .set({ state: 'bogus' as PskState })
+        .where('batch', '=', 'c')
+        .execute();
+    await store.transaction(async (tx) => {
+      for await (const page of tx.psks.pages({ state: 'available', batch: 'c', to: 'exported' }, reveal)) void page;
+    });
+    assert.equal((await store.psks.countByState({ batch: 'c' })).exported, 1200);
+    await assert.rejects(bogus(raw.db), /CHECK constraint failed/);
+    // A move outside a transaction (each page its own) too, and one that fails half-way.
+    await generatePsks(store, { count: 10, batch: 'd', actor });
+    for await (const page of store.psks.pages({ state: 'available', batch: 'd', to: 'transferred' }, reveal)) void page;
+    await assert.rejects(bogus(raw.db), /CHECK constraint failed/);
+    assert.equal((await store.psks.countByState({ batch: 'd' })).transferred, 10);
   });
 
   it('changes nothing when the transaction around a move fails after some pages', async () => {

@@ -121,7 +121,8 @@ function corrupt(what: string): ScsError {
  * One page in the caller's transaction: read (locked on PostgreSQL when it moves), moved to
  * `to` by one UPDATE over the page's id range (a row count that differs means a concurrent
  * change: the whole call fails rather than overwriting it), audited, and its PPS handed to the
- * seal worker.
+ * seal worker. On SQLite the UPDATE is the engine's movePskPage, which leaves out the per-row
+ * CHECK evaluation (the states were checked by checkOptions).
  */
 async function readPage(
   ctx: SqlContext,
@@ -158,17 +159,32 @@ async function readPage(
   ];
   const to = o.to;
   if (to !== undefined) {
-    let u = ctx.q
-      .updateTable('psks')
-      .set({ state: to, prior_state: to === 'in_use' ? o.state : null, updated_at: new Date().toISOString() })
-      .where('id', '>=', firstId)
-      .where('id', '<=', lastId)
-      // SQLite: unary + keeps the planner on the rowid range instead of the state index
-      // (sqlite.org/optoverview.html, "Disqualifying WHERE clause terms using unary-+").
-      .where(ctx.engine.name === 'sqlite' ? sql<PskState>`+state` : sql<PskState>`state`, '=', o.state);
-    if (o.batch !== undefined) u = u.where('batch', '=', o.batch);
-    const res = await u.executeTakeFirst();
-    if (Number(res.numUpdatedRows) !== count) {
+    const priorState = to === 'in_use' ? o.state : null;
+    const updatedAt = new Date().toISOString();
+    let changed: number;
+    if (ctx.engine.movePskPage !== undefined) {
+      changed = ctx.engine.movePskPage({
+        from: o.state,
+        to,
+        priorState,
+        updatedAt,
+        firstId,
+        lastId,
+        ...(o.batch === undefined ? {} : { batch: o.batch }),
+      });
+    } else {
+      let u = ctx.q
+        .updateTable('psks')
+        .set({ state: to, prior_state: priorState, updated_at: updatedAt })
+        .where('id', '>=', firstId)
+        .where('id', '<=', lastId)
+        // SQLite: unary + keeps the planner on the rowid range instead of the state index
+        // (sqlite.org/optoverview.html, "Disqualifying WHERE clause terms using unary-+").
+        .where(ctx.engine.name === 'sqlite' ? sql<PskState>`+state` : sql<PskState>`state`, '=', o.state);
+      if (o.batch !== undefined) u = u.where('batch', '=', o.batch);
+      changed = Number((await u.executeTakeFirst()).numUpdatedRows);
+    }
+    if (changed !== count) {
       throw new ScsError('SCS_PSK_STATE_INVALID', `PSKs changed state concurrently while moving ${o.state} -> ${to}`);
     }
     entries.push({

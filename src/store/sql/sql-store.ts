@@ -72,8 +72,26 @@ export interface SqlEngine {
    * the transaction's connection. Called only inside a write transaction.
    */
   readonly stagePsks?: () => PskStage;
+  /**
+   * Optional hot path for psks.pages with a target state: the page's one UPDATE (rows with ids
+   * `firstId..lastId` still in `from`, of `batch` if given, moved to `to`), returning the number
+   * of rows it changed. Called only inside a write transaction, on its connection, with states
+   * psk-pages.ts has already checked (src/store/lifecycle.ts).
+   */
+  readonly movePskPage?: (move: PskPageMove) => number;
   /** Releases the connection(s) after the Kysely instance is destroyed. */
   readonly close?: () => Promise<void>;
+}
+
+/** One page's state change (SqlEngine.movePskPage). */
+export interface PskPageMove {
+  readonly from: PskState;
+  readonly to: PskState;
+  readonly priorState: PskState | null;
+  readonly updatedAt: string;
+  readonly firstId: number;
+  readonly lastId: number;
+  readonly batch?: string;
 }
 
 /** PIDs listed per audit entry: a million PSKs cost a thousand entries, and every PID appears. */
