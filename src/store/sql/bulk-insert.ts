@@ -181,26 +181,18 @@ class StagedBulkInsert implements PskBulkInsert {
       createdAt[i] = this.#iso(c.createdAt[i] as number);
       plains[i] = c.pps.subarray(i * PPS_LENGTH, (i + 1) * PPS_LENGTH);
     }
-    // **(choice)** Two batches on the seal worker at once: this slice is sent before the one
-    // before is awaited, so while the worker is busy with that one a second seal thread starts
-    // and both cores seal (the main thread stages and decodes in between). See
-    // docs/psk-database.md, "Bulk import", for the wall time and peak RSS against one batch.
+    // **(choice)** One batch on the seal worker at a time: a batch sent while the worker is busy
+    // starts a second worker thread (~25 MB more at the peak, which an import of a million next
+    // to SQLite's sorter cannot spare under 300 MB). The worker seals this slice while the main
+    // thread stages the one before and decodes the next.
+    const previous = this.#sealing;
+    this.#sealing = undefined;
+    const sealed = previous === undefined ? undefined : await this.#sealed(previous);
     // The PPS are packed into the worker's own buffer before sealMany first awaits.
     const blobs = this.#ctx.box.sealMany(plains, c.pids);
     blobs.catch(() => undefined); // awaited by the next add or finish; never unhandled
-    const previous = this.#sealing;
     this.#sealing = { columns: c, createdAt, blobs };
-    if (previous === undefined) return;
-    let sealed: Buffer[];
-    try {
-      sealed = await this.#sealed(previous);
-    } catch (e) {
-      // This slice is not staged: its plaintext is zeroed once the worker is done with it.
-      this.#sealing = undefined;
-      blobs.finally(() => c.pps.fill(0)).catch(() => undefined);
-      throw e;
-    }
-    this.#append(previous, sealed);
+    if (previous !== undefined && sealed !== undefined) this.#append(previous, sealed);
   }
 
   async finish(): Promise<InsertResult> {

@@ -6,15 +6,13 @@ import type { ExistingRow, PskStage, StagedRows } from '../sql/bulk-insert.ts';
 const PID_BYTES = 8;
 
 /**
- * **(choice)** Page cache while the staged rows go into psks: 8 MiB instead of the
+ * **(choice)** Page cache while the staged rows go into psks: 16 MiB instead of the
  * connection's 64. SQLite's sorter holds as much as the page cache in memory before it spills,
  * and inserting in PID order touches each page of the PID index once. In a side-by-side test
  * of a million rows (load 13) 64 MiB peaked ~106 MB higher than 16 MiB and was not faster
- * (9.0 s against 9.2 s; 8 MiB 7.7 s). 8 rather than 16 leaves room for the import's second
- * seal thread under 300 MB (docs/psk-database.md, "Bulk import"). The cache goes back to its
- * size at the end.
+ * (9.0 s against 9.2 s; 8 MiB 7.7 s); the cache goes back to its size at the end.
  */
-const INSERT_CACHE_KIB = 8 * 1024;
+const INSERT_CACHE_KIB = 16 * 1024;
 /** A staged record's PID (text, as psks stores it) and sealed PPS. */
 const PID_OF = `cast(substr(s.rec, 1, ${PID_BYTES}) as text)`;
 const PPS_OF = `substr(s.rec, ${PID_BYTES + 1})`;
