@@ -429,6 +429,8 @@ const stopped = await server.stop();
 
 const expectedWallMs = baseline.helloToVerifiedMs.max + scale.helloSpreadMs;
 const wallRatio = Math.round((scale.wallMs / expectedWallMs) * 100) / 100;
+/** Against the ramp the fleet was asked for: a measured spread grows when hellos are lost. */
+const nominalWallRatio = Math.round((scale.wallMs / (baseline.helloToVerifiedMs.max + SPREAD)) * 100) / 100;
 const hellosDropped =
   stopped.hello.dropped.maxConnections +
   stopped.hello.dropped.timeout +
@@ -465,8 +467,7 @@ const result = {
   },
   ratio: {
     wallToExpected: wallRatio,
-    /** Against the ramp the fleet was asked for: a measured spread grows when hellos are lost. */
-    wallToExpectedWithNominalSpread: Math.round((scale.wallMs / (baseline.helloToVerifiedMs.max + SPREAD)) * 100) / 100,
+    wallToExpectedWithNominalSpread: nominalWallRatio,
     serverCpuPerDeviceToBaseline: Math.round((scale.serverCpuMsPerDevice / baseline.serverCpuMsPerDevice) * 100) / 100,
   },
   hellos: {
@@ -485,7 +486,9 @@ const result = {
     noHelloDropped: hellosDropped === 0 && fleetAttempts === stopped.hello.received,
     rssPerInFlightAtMost50Kb:
       scale.rssPerInFlightKb !== null && scale.rssPerInFlightKb * 1024 <= RSS_PER_SESSION_TARGET,
-    wallRatioAtMost1_3: wallRatio <= 1.3,
+    // #7 defines the expected wall with the fleet's hello spread, i.e. the ramp it was given: the
+    // spread the server saw grows with every lost hello, so judging by it would hide the loss.
+    wallRatioAtMost1_3: nominalWallRatio <= 1.3,
   },
   timeline,
 };
@@ -514,7 +517,7 @@ process.stdout.write(
     `hello accept queue peak       ${String(baseline.peakAcceptQueue).padEnd(22)}${scale.peakAcceptQueue} (kernel ListenOverflows during the phase, whole machine: ${scale.kernel.listenOverflows})`,
     `fleet CPU (workers + parent)  ${`${baseline.fleet.parentCpuMs} ms`.padEnd(22)}${scale.fleet.workersCpuMs} + ${scale.fleet.parentCpuMs} ms; fleet start ${(scale.fleet.startMs / 1000).toFixed(1)} s`,
     '',
-    `expected wall = slowest device alone ${baseline.helloToVerifiedMs.max} ms + hello spread ${scale.helloSpreadMs} ms = ${expectedWallMs} ms; ratio ${wallRatio} (target ≤ 1.3); with the nominal ${SPREAD} ms ramp: ${result.ratio.wallToExpectedWithNominalSpread}`,
+    `expected wall = slowest device alone ${baseline.helloToVerifiedMs.max} ms + hello spread ${scale.helloSpreadMs} ms = ${expectedWallMs} ms; ratio ${wallRatio}; with the nominal ${SPREAD} ms ramp: ${nominalWallRatio} (target ≤ 1.3)`,
     `hellos: fleet attempted ${fleetAttempts}, server received ${stopped.hello.received} (connections ${stopped.hello.connections}), dropped by the listener ${hellosDropped}, devices whose last hello failed ${scale.fleet.devicesWithHelloError} ${JSON.stringify(scale.fleet.helloErrors)}`,
     `targets: ${JSON.stringify(result.targets)}`,
     `written: ${base}.json, ${base}.svg`,
