@@ -12,6 +12,7 @@ import {
   type JobAudit,
   type JobData,
   type JobFilter,
+  type JobFinish,
   type JobRepository,
   type JobRow,
   type JobState,
@@ -213,15 +214,7 @@ export class SqlJobs implements JobRepository {
 
   async finish(
     id: number,
-    outcome:
-      | { readonly state: 'succeeded'; readonly data?: JobData; readonly step?: string }
-      | {
-          readonly state: 'failed';
-          readonly code: string;
-          readonly message: string;
-          readonly data?: JobData;
-          readonly step?: string;
-        },
+    outcome: JobFinish,
     context: ActorContext,
   ): Promise<JobRow> {
     return write(this.#ctx, async (tx) => {

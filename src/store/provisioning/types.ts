@@ -260,6 +260,17 @@ export interface JobAudit {
   readonly detail?: Readonly<Record<string, string | number | boolean | null>>;
 }
 
+/** How a job ends: its terminal state, and for a failure the error code and message (no secrets). */
+export type JobFinish =
+  | { readonly state: 'succeeded'; readonly data?: JobData; readonly step?: string }
+  | {
+      readonly state: 'failed';
+      readonly code: string;
+      readonly message: string;
+      readonly data?: JobData;
+      readonly step?: string;
+    };
+
 export interface JobRepository {
   /** A queued job (audited job.created). Undefined when the device already has an unfinished job. */
   create(job: NewJob, context: ActorContext): Promise<JobRow | undefined>;
@@ -277,15 +288,7 @@ export interface JobRepository {
    */
   finish(
     id: number,
-    outcome:
-      | { readonly state: 'succeeded'; readonly data?: JobData; readonly step?: string }
-      | {
-          readonly state: 'failed';
-          readonly code: string;
-          readonly message: string;
-          readonly data?: JobData;
-          readonly step?: string;
-        },
+    outcome: JobFinish,
     context: ActorContext,
   ): Promise<JobRow>;
   countByState(): Promise<Record<JobState, number>>;
