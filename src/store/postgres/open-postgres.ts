@@ -3,7 +3,7 @@ import pg from 'pg';
 import { loadMasterKey } from '../../crypto/masterKey.ts';
 import { isScsError, ScsError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
-import { checkMasterKey, ensureDataKey, unwrapAll, watchDataKeys } from '../sql/data-keys.ts';
+import { checkMasterKey, ensureDataKey, openDataKeys } from '../sql/data-keys.ts';
 import { assertNotNewer, migrate, schemaVersion, type Migration } from '../sql/migrate.ts';
 import type { StoreDb } from '../sql/schema.ts';
 import { SqlStore, type SqlEngine } from '../sql/sql-store.ts';
@@ -108,15 +108,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       }
       await ensureDataKey(trx, masterKey, target.display);
     });
-    const box = await unwrapAll(db, masterKey);
-    // Data keys another node adds (a data key rotation) are loaded while this one runs.
-    const watcher = watchDataKeys({
-      db,
-      box,
-      masterKey,
-      masterKeyFile: options.masterKeyFile,
-      ...(log === undefined ? {} : { log }),
-    });
+    const { box, watcher } = await openDataKeys(db, masterKey, options.masterKeyFile, log);
     const store = new SqlStore(
       db,
       postgresEngine(() => watcher.stop()),

@@ -123,6 +123,21 @@ export interface DataKeyWatcher {
 }
 
 /**
+ * The store's data keys at open: every key unwrapped, and a watcher that loads the keys another
+ * process adds while this one runs (`key rotate --data-key` next to a running server or node).
+ */
+export async function openDataKeys(
+  db: Kysely<StoreDb>,
+  masterKey: Buffer,
+  masterKeyFile: string,
+  log: Logger | undefined,
+): Promise<{ readonly box: SecretBox; readonly watcher: DataKeyWatcher }> {
+  const box = await unwrapAll(db, masterKey);
+  const watcher = watchDataKeys({ db, box, masterKey, masterKeyFile, ...(log === undefined ? {} : { log }) });
+  return { box, watcher };
+}
+
+/**
  * Keeps an open store's SecretBox in step with `data_keys` while other processes (another node,
  * `key rotate --data-key` next to a running server) add data keys: every `intervalMs` the key ids
  * are read (one small query); a new key is unwrapped and becomes the one new secrets are sealed

@@ -6,7 +6,7 @@ import { generateDataKey, wrapDataKey } from '../../crypto/envelope.ts';
 import { loadMasterKey } from '../../crypto/masterKey.ts';
 import { isScsError, ScsError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
-import { checkMasterKey, unwrapAll, watchDataKeys } from '../sql/data-keys.ts';
+import { checkMasterKey, openDataKeys } from '../sql/data-keys.ts';
 import { assertNotNewer, migrate, schemaVersion, type Migration } from '../sql/migrate.ts';
 import type { StoreDb } from '../sql/schema.ts';
 import { SqlStore, type PskInsertRow, type PskPageMove, type SqlEngine } from '../sql/sql-store.ts';
@@ -93,15 +93,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Open
         dek.fill(0);
       }
     });
-    const box = await unwrapAll(db, masterKey);
-    // Data keys another process adds (`key rotate --data-key` next to a running server) are loaded.
-    const watcher = watchDataKeys({
-      db,
-      box,
-      masterKey,
-      masterKeyFile: options.masterKeyFile,
-      ...(log === undefined ? {} : { log }),
-    });
+    const { box, watcher } = await openDataKeys(db, masterKey, options.masterKeyFile, log);
     const store = new SqlStore(
       db,
       sqliteEngine(raw, () => watcher.stop()),
