@@ -39,6 +39,14 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
 }
 
+/** One call's bound, handed to each of its requests. */
+interface CallBound {
+  readonly signal: AbortSignal | undefined;
+  /** `performance.now()` by which the whole call must be done. */
+  readonly deadline: number;
+  readonly timeoutError: () => Error;
+}
+
 export interface AmtClient {
   call<T>(operation: Operation<T>, options?: CallOptions): Promise<T>;
   /** Closes the connection (the transport reconnects if called again). */
@@ -60,16 +68,20 @@ export function createAmtClient(options: AmtClientOptions): AmtClient {
   const { transport, log } = options;
   const maxReplyBytes = options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES;
   const digest = createDigestClient({ transport, username: options.username, password: options.password });
+  /** Debug lines are built only when they are written (a call's log object is otherwise garbage). */
+  const debug = log?.isLevelEnabled('debug') === true;
   let exchanges = 0;
 
-  async function exchange(request: WsmanRequest, signal: AbortSignal): Promise<WsmanReply> {
+  async function exchange(request: WsmanRequest, bound: CallBound): Promise<WsmanReply> {
     const messageId = `uuid:${randomUUID()}`;
     const action = request.kind === 'call' ? request.action : 'Identify';
     const body = Buffer.from(buildEnvelope(request, messageId), 'utf8');
     exchanges++;
     const response = await digest.post(WSMAN_PATH, SOAP_CONTENT_TYPE, body, {
-      signal,
+      ...(bound.signal === undefined ? {} : { signal: bound.signal }),
       timeoutMs: options.callTimeoutMs,
+      deadline: bound.deadline,
+      timeoutError: bound.timeoutError,
       idempotent: request.kind === 'identify' || request.idempotent,
     });
     return interpret(response, request, action, messageId);
@@ -116,35 +128,33 @@ export function createAmtClient(options: AmtClientOptions): AmtClient {
       return { exchanges, challenges: digest.challenges, connections: transport.connections };
     },
     async call<T>(operation: Operation<T>, callOptions: CallOptions = {}): Promise<T> {
-      const controller = new AbortController();
+      // The call's deadline is enforced by the transport's own per-request timer and signal
+      // (each request gets what is left of it), not by a second controller, timer and abort
+      // listener per call: on the provisioning path that pair cost more than Digest.
       const timeoutMs = options.callTimeoutMs;
-      const timer = setTimeout(
-        () =>
-          controller.abort(
-            new ScsError('SCS_AMT_TIMEOUT', `${operation.name} did not complete within ${timeoutMs} ms`, {
-              details: { operation: operation.name, timeoutMs },
-            }),
-          ),
-        timeoutMs,
-      );
-      const outer = callOptions.signal;
-      const onAbort = (): void => controller.abort(abortError(outer));
-      if (outer?.aborted) onAbort();
-      outer?.addEventListener('abort', onAbort, { once: true });
-      const started = performance.now();
+      const bound: CallBound = {
+        signal: callOptions.signal,
+        deadline: performance.now() + timeoutMs,
+        timeoutError: () =>
+          new ScsError('SCS_AMT_TIMEOUT', `${operation.name} did not complete within ${timeoutMs} ms`, {
+            details: { operation: operation.name, timeoutMs },
+          }),
+      };
+      if (bound.signal?.aborted) throw abortError(bound.signal);
+      const started = debug ? performance.now() : 0;
       try {
-        const result = await operation.run((request) => exchange(request, controller.signal));
-        log?.debug({ operation: operation.name, ms: Math.round(performance.now() - started) }, 'AMT call done');
+        const result = await operation.run((request) => exchange(request, bound));
+        if (debug)
+          log?.debug({ operation: operation.name, ms: Math.round(performance.now() - started) }, 'AMT call done');
         return result;
       } catch (error) {
-        log?.debug(
-          { operation: operation.name, code: error instanceof ScsError ? error.code : undefined },
-          'AMT call failed',
-        );
+        if (debug) {
+          log?.debug(
+            { operation: operation.name, code: error instanceof ScsError ? error.code : undefined },
+            'AMT call failed',
+          );
+        }
         throw error;
-      } finally {
-        clearTimeout(timer);
-        outer?.removeEventListener('abort', onAbort);
       }
     },
     close() {

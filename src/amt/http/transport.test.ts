@@ -286,6 +286,32 @@ describe('HTTP transport failure modes', () => {
     transport.close();
   });
 
+  it('holds requests to a shared deadline, failing with the caller’s timeout error, and one already past fails at once', async () => {
+    const transport = tcpTransport(server.port);
+    const c = createDigestClient({ transport, username: 'admin', password: new Secret('P@ssw0rd') });
+    await c.post('/wsman', SOAP, Buffer.from('<warm/>'));
+    const timeoutError = (): Error => new Error('the whole call ran out of time');
+    const original = server.behaviour.reply;
+    server.behaviour.reply = () => undefined; // hold the request forever
+    try {
+      const started = performance.now();
+      // timeoutMs alone would wait 10 s: the deadline, 150 ms away, is the earlier bound.
+      await assert.rejects(
+        c.post('/wsman', SOAP, Buffer.from('<x/>'), { timeoutMs: 10_000, deadline: started + 150, timeoutError }),
+        /the whole call ran out of time/,
+      );
+      assert.ok(performance.now() - started < 5_000);
+      const before = server.log.length;
+      await assert.rejects(
+        c.post('/wsman', SOAP, Buffer.from('<late/>'), { deadline: performance.now() - 1, timeoutError }),
+        /the whole call ran out of time/,
+      );
+      assert.equal(server.log.length, before, 'nothing was sent for a request already out of time');
+    } finally {
+      server.behaviour.reply = original;
+    }
+    transport.close();
+  });
   it('stops a call when its AbortSignal fires, and a queued call behind it still runs', async () => {
     const transport = tcpTransport(server.port);
     const c = createDigestClient({ transport, username: 'admin', password: new Secret('P@ssw0rd') });

@@ -29,6 +29,14 @@ export interface RequestOptions {
   readonly signal?: AbortSignal;
   /** Bound on this request (queueing, connecting, sending and reading); default: the transport's. */
   readonly timeoutMs?: number;
+  /**
+   * A bound shared with other requests (`performance.now()` by which this one must settle): the
+   * AMT client's deadline for a whole call, which may span a Digest 401 and an enumeration's
+   * pulls. The earlier of this and `timeoutMs` applies; one that has passed fails at once.
+   */
+  readonly deadline?: number;
+  /** What running out of time rejects with (default: SCS_AMT_TIMEOUT "no reply ... within"). */
+  readonly timeoutError?: () => Error;
 }
 
 export interface HttpTransport {
@@ -174,16 +182,15 @@ export function createSocketTransport(options: SocketTransportOptions): HttpTran
     },
     async request(request, opts = {}) {
       const timeoutMs = opts.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+      const timedOut = (): Error =>
+        opts.timeoutError?.() ??
+        new ScsError('SCS_AMT_TIMEOUT', `no reply from the device within ${timeoutMs} ms`, {
+          details: { timeoutMs },
+        });
+      const budget = opts.deadline === undefined ? timeoutMs : Math.min(timeoutMs, opts.deadline - performance.now());
+      if (budget <= 0) throw timedOut();
       const controller = new AbortController();
-      const timer = setTimeout(
-        () =>
-          controller.abort(
-            new ScsError('SCS_AMT_TIMEOUT', `no reply from the device within ${timeoutMs} ms`, {
-              details: { timeoutMs },
-            }),
-          ),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => controller.abort(timedOut()), budget);
       const onCallerAbort = (): void => controller.abort(abortError(opts.signal));
       if (opts.signal?.aborted) onCallerAbort();
       opts.signal?.addEventListener('abort', onCallerAbort, { once: true });
