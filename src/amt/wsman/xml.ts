@@ -71,25 +71,18 @@ export function parseXmlTree(source: string, maxDepth = DEFAULT_MAX_DEPTH): XmlT
   const n = s.length;
   const stack: Frame[] = [];
   const root = newObject();
-  let rootSeen = false;
+  // Parse state in one object and the helpers at module level: closures made per document
+  // (and named per creation by tsx's keepNames) cost more than the small replies they parse.
+  const st: ParseState = { stack, root, rootSeen: false };
   let i = 0;
-
-  const addText = (raw: string, at: number): void => {
-    const top = stack[stack.length - 1];
-    if (top === undefined) {
-      if (raw.trim() !== '') throw new XmlSyntaxError('text outside the root element', at);
-      return;
-    }
-    top.text += raw;
-  };
 
   while (i < n) {
     const lt = s.indexOf('<', i);
     if (lt < 0) {
-      addText(s.slice(i), i);
+      addText(stack, s.slice(i), i);
       break;
     }
-    if (lt > i) addText(s.slice(i, lt), i);
+    if (lt > i) addText(stack, s.slice(i, lt), i);
     const c = s.charCodeAt(lt + 1);
 
     if (c === SLASH) {
@@ -100,7 +93,7 @@ export function parseXmlTree(source: string, maxDepth = DEFAULT_MAX_DEPTH): XmlT
       if (frame === undefined || frame.qname !== qname) {
         throw new XmlSyntaxError(`end tag </${qname}> does not close <${frame?.qname ?? '(nothing)'}>`, lt);
       }
-      close(frame);
+      close(st, frame);
       i = gt + 1;
       continue;
     }
@@ -124,7 +117,7 @@ export function parseXmlTree(source: string, maxDepth = DEFAULT_MAX_DEPTH): XmlT
         if (end < 0) throw new XmlSyntaxError('unterminated CDATA section', lt);
         if (stack.length === 0) throw new XmlSyntaxError('CDATA outside the root element', lt);
         // CDATA is literal: escape '&' so the entity decoding done on read leaves it as written.
-        addText(s.slice(lt + 9, end).replaceAll('&', '&amp;'), lt);
+        addText(stack, s.slice(lt + 9, end).replaceAll('&', '&amp;'), lt);
         i = end + 3;
         continue;
       }
@@ -181,9 +174,9 @@ export function parseXmlTree(source: string, maxDepth = DEFAULT_MAX_DEPTH): XmlT
       j = valueEnd + 1;
     }
     i = j;
-    if (stack.length === 0 && rootSeen) throw new XmlSyntaxError('a second root element', lt);
+    if (stack.length === 0 && st.rootSeen) throw new XmlSyntaxError('a second root element', lt);
     if (selfClosing) {
-      close(frame);
+      close(st, frame);
     } else {
       if (stack.length >= maxDepth) throw new XmlSyntaxError(`elements nested deeper than ${maxDepth}`, lt);
       stack.push(frame);
@@ -191,25 +184,41 @@ export function parseXmlTree(source: string, maxDepth = DEFAULT_MAX_DEPTH): XmlT
   }
 
   if (stack.length > 0) throw new XmlSyntaxError(`<${stack[stack.length - 1]?.qname ?? ''}> is never closed`, n);
-  if (!rootSeen) throw new XmlSyntaxError('no root element', n);
+  if (!st.rootSeen) throw new XmlSyntaxError('no root element', n);
   return root;
+}
 
-  function close(frame: Frame): void {
-    const text = frame.text.trim();
-    let value: XmlTreeValue;
-    if (frame.content === undefined) {
-      value = text;
-    } else {
-      if (text !== '') frame.content[TEXT_KEY] = text;
-      value = frame.content;
-    }
-    const parent = stack[stack.length - 1];
-    if (parent === undefined) {
-      rootSeen = true;
-      root[frame.local] = value;
-      return;
-    }
-    parent.content ??= newObject();
-    put(parent.content, frame.local, value);
+interface ParseState {
+  readonly stack: Frame[];
+  readonly root: XmlTreeObject;
+  rootSeen: boolean;
+}
+
+function addText(stack: readonly Frame[], raw: string, at: number): void {
+  const top = stack[stack.length - 1];
+  if (top === undefined) {
+    if (raw.trim() !== '') throw new XmlSyntaxError('text outside the root element', at);
+    return;
   }
+  top.text += raw;
+}
+
+function close(st: ParseState, frame: Frame): void {
+  const stack = st.stack;
+  const text = frame.text.trim();
+  let value: XmlTreeValue;
+  if (frame.content === undefined) {
+    value = text;
+  } else {
+    if (text !== '') frame.content[TEXT_KEY] = text;
+    value = frame.content;
+  }
+  const parent = stack[stack.length - 1];
+  if (parent === undefined) {
+    st.rootSeen = true;
+    st.root[frame.local] = value;
+    return;
+  }
+  parent.content ??= newObject();
+  put(parent.content, frame.local, value);
 }
