@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import type { AuditDetail, AuditVerifyResult } from './store.ts';
 
 /**
@@ -35,7 +35,18 @@ export function canonicalEntry(e: ChainEntry): string {
 }
 
 export function chainHash(prevHash: string, e: ChainEntry): string {
-  return createHash('sha256').update(Buffer.from(prevHash, 'hex')).update(canonicalEntry(e), 'utf8').digest('hex');
+  // One buffer (previous hash bytes, then the canonical text) and a one-shot digest: the same
+  // bytes hashed as by createHash().update().update(), without a Hash object per entry (about
+  // a quarter of an entry's hashing time; every provisioned device appends ~20 entries).
+  const canonical = canonicalEntry(e);
+  const size = Buffer.byteLength(canonical, 'utf8');
+  const input = Buffer.allocUnsafe(32 + size);
+  if (input.write(prevHash, 0, 32, 'hex') !== 32 || prevHash.length !== 64) {
+    // Not 64 hex digits: hashed exactly as before (Buffer.from drops what is not hex).
+    return createHash('sha256').update(Buffer.from(prevHash, 'hex')).update(canonical, 'utf8').digest('hex');
+  }
+  input.write(canonical, 32, size, 'utf8');
+  return hash('sha256', input, 'hex');
 }
 
 /** A row as stored: the detail still as JSON text (a tampered row may not even parse). */
