@@ -66,6 +66,9 @@ export function runHot<R>(
     compiled.set(cacheKey, c);
   }
   const params = c.params.map((p) => (typeof p === 'number' ? args[p] : p.value));
+  // Inside a SQLite write transaction, straight on its connection (sql-store.ts, Context.conn).
+  const conn = ctx.conn;
+  if (conn !== undefined) return conn.executeQuery<R>(CompiledQuery.raw(c.sql, params));
   return ctx.q.executeQuery<R>(CompiledQuery.raw(c.sql, params));
 }
 

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type DatabaseConnection, type Kysely, type Selectable } from 'kysely';
 import type { SecretBox } from '../../crypto/envelope.ts';
 import { isScsError, ScsError } from '../../errors.ts';
 import { formatPid, type Pid } from '../../psk/pid.ts';
@@ -123,6 +123,13 @@ interface Context {
   readonly box: SecretBox;
   /** The open transaction's audit entries not yet written (see appendAudit); set by write(). */
   readonly audit?: AuditBuffer;
+  /**
+   * SQLite only: the open transaction's connection, on which hot statements run directly
+   * (hot-query.ts) instead of through kysely's executor, whose per-statement layers (a new
+   * executor, the connection mutex, plugin passes, four promises) cost more than most of the
+   * provisioning path's statements themselves. Set by write() for the transaction's lifetime.
+   */
+  readonly conn?: DatabaseConnection;
 }
 
 /** Every repository of a Store: what SqlStore and TxStore share. */
@@ -238,7 +245,19 @@ export async function write<T>(ctx: Context, fn: (ctx: Context) => Promise<T>): 
   if (ctx.inTx) return fn(ctx);
   return guard(
     ctx.root.transaction().execute(async (trx) => {
-      const tx: Context = { ...ctx, q: trx, inTx: true, audit: new AuditBuffer() };
+      // The transaction holds SQLite's one connection until it ends, and better-sqlite3 runs each
+      // statement to completion synchronously: a statement run on it directly is one of this
+      // transaction's, in the order issued. PostgreSQL keeps kysely's path (its query log counts
+      // statements, and a pooled connection has its own queue).
+      const conn =
+        ctx.engine.name === 'sqlite' ? await trx.getExecutor().provideConnection((c) => Promise.resolve(c)) : undefined;
+      const tx: Context = {
+        ...ctx,
+        q: trx,
+        inTx: true,
+        audit: new AuditBuffer(),
+        ...(conn === undefined ? {} : { conn }),
+      };
       const out = await fn(tx);
       await flushAudit(tx);
       return out;
