@@ -1,4 +1,4 @@
-import { createHash, randomFillSync } from 'node:crypto';
+import { createHash, hash, randomFillSync } from 'node:crypto';
 import { ScsError } from '../../errors.ts';
 import type { Secret } from '../../secret.ts';
 
@@ -124,7 +124,8 @@ function hashOf(algorithm: string | undefined): { hash: HashName; sess: boolean 
   }
 }
 
-const h = (hash: HashName, s: string): string => createHash(hash).update(s, 'utf8').digest('hex');
+// One-shot digest (UTF-8 input, hex output): no Hash object per MD5, two or three per request.
+const h = (algorithm: HashName, s: string): string => hash(algorithm, s, 'hex');
 
 /** The 16 raw bytes of MD5(user:realm:password): HA1, and (base64) AMT's DigestPassword (§6 step 2). */
 export function digestHa1(username: string, realm: string, password: Secret<string>): Buffer {
