@@ -18,6 +18,12 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/base" "$work/seed"
 git -C "$here" archive "$base_commit" | tar -x -C "$work/base"
 ln -s "$here/node_modules" "$work/base/node_modules"
+# A baseline with the native AES-GCM builds it too (its own build/), or it would run the
+# fallback: the comparison would be of the addon, not of the change.
+if [ -f "$work/base/binding.gyp" ]; then
+  (cd "$work/base" && node --import tsx scripts/build-native.ts >&2)
+fi
+[ -f "$here/binding.gyp" ] && [ ! -f "$here/build/Release/aead.node" ] && echo "warning: this tree's native AES-GCM is not built" >&2
 # The seed (generatePsks) is not measured; the baseline tree makes it.
 (cd "$work/base" && node --import tsx bench/transfer.ts --phase seed "$work/seed" "$pairs" >/dev/null)
 # bundle-import reads the bundle of each tree's bundle-export-move phase; without that phase the
