@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createDecipheriv, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { isScsError } from '../errors.ts';
 import { generateDataKey, OVERHEAD, readKeyId, SecretBox } from './envelope.ts';
 import { nativeAead, nativeAeadStatus } from './native-aead.ts';
@@ -117,6 +118,73 @@ describe('native AES-GCM (native/aead.c)', () => {
     const both = await box.openMany([...before, ...after], [...names, ...names]);
     assert.deepEqual(both.subarray(299 * 32, 300 * 32), plainOf(299));
     assert.deepEqual(both.subarray(599 * 32), plainOf(299));
+  });
+
+  it('opens a batch exactly as node:crypto opens each blob of it, whatever the blobs hold (differential, random batches)', () => {
+    const aead = nativeAead;
+    assert.ok(aead !== null, nativeAeadStatus);
+    const jsBox = new SecretBox(keys(), 2, { aead: null });
+    const contexts = [aead.contexts(Buffer.from(older)), aead.contexts(Buffer.from(current))];
+    const ids = Uint32Array.of(1, 2);
+    // A blob: a good seal, a good seal with one byte changed, or random bytes (at least the envelope).
+    const blob = fc.oneof(
+      fc.record({
+        kind: fc.constant('good' as const),
+        plain: fc.uint8Array({ maxLength: 64 }),
+        owner: fc.string({ maxLength: 20 }),
+      }),
+      fc.record({
+        kind: fc.constant('flipped' as const),
+        plain: fc.uint8Array({ maxLength: 64 }),
+        owner: fc.string({ maxLength: 20 }),
+        at: fc.nat(),
+        bit: fc.integer({ min: 0, max: 7 }),
+      }),
+      fc.record({
+        kind: fc.constant('random' as const),
+        bytes: fc.uint8Array({ minLength: OVERHEAD, maxLength: OVERHEAD + 40 }),
+        owner: fc.string({ maxLength: 20 }),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(blob, { minLength: 1, maxLength: 12 }), (spec) => {
+        const blobs = spec.map((b) => {
+          if (b.kind === 'random') return Buffer.from(b.bytes);
+          const sealed = jsBox.seal(Buffer.from(b.plain), b.owner);
+          if (b.kind === 'flipped')
+            sealed[b.at % sealed.length] = (sealed[b.at % sealed.length] as number) ^ (1 << b.bit);
+          return sealed;
+        });
+        const owners = spec.map((b) => b.owner);
+        const data = Buffer.concat([...blobs, ...owners.map((o) => Buffer.from(o, 'utf8'))]);
+        const out = Buffer.alloc(blobs.reduce((n, b) => n + b.length - OVERHEAD, 0));
+        const failed = aead.open(
+          contexts,
+          ids,
+          data,
+          Uint32Array.from(blobs, (b) => b.length),
+          Uint32Array.from(owners, (o) => Buffer.byteLength(o)),
+          out,
+        );
+        let expected = -1;
+        const plains: Buffer[] = [];
+        for (let i = 0; i < blobs.length && expected === -1; i++) {
+          try {
+            plains.push(jsBox.open(blobs[i] as Buffer, owners[i] as string));
+          } catch {
+            expected = i;
+          }
+        }
+        assert.equal(failed, expected);
+        if (failed === -1) assert.deepEqual(out, Buffer.concat(plains));
+        else
+          assert.ok(
+            out.every((x) => x === 0),
+            'no plaintext after a failure',
+          );
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('refuses arguments whose lengths do not add up instead of reading past a buffer', () => {
