@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { Command } from 'commander';
 import { ensureBootstrapToken } from '../api/tokens.ts';
 import { consolePlugin, findConsoleBuild } from '../console/plugin.ts';
+import { nativeAead, nativeAeadStatus } from '../crypto/native-aead.ts';
 import { ScsError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { startServer } from '../main.ts';
@@ -73,6 +74,12 @@ export function registerServeCommands(program: Command, io: Io): void {
           consoleBuild === undefined
             ? 'amt-scs: web console not built (run `npm run build:console`, then restart); the REST API works without it'
             : `amt-scs: web console on ${server.api.url}/ (sign in with an API token)`,
+        );
+      }
+      if (nativeAead === null) {
+        io.err(
+          `amt-scs: warning: native AES-GCM ${nativeAeadStatus}; bulk work (import, export, generate) seals through ` +
+            'node:crypto, ~14x slower per secret (build it: node --import tsx scripts/build-native.ts)',
         );
       }
       const { address, port } = server.helloAddress;
