@@ -173,15 +173,23 @@ function sqliteEngine(raw: Database.Database, onClose: () => void): SqlEngine {
       const before = maxId.get() as number;
       let changes = 0;
       let i = 0;
-      for (; i + BULK_ROWS <= rows.length; i += BULK_ROWS) {
-        const params: unknown[] = [];
-        for (let k = i; k < i + BULK_ROWS; k++) push(params, rows[k] as PskInsertRow);
-        changes += bulk.run(params).changes;
-      }
-      for (; i < rows.length; i++) {
-        const params: unknown[] = [];
-        push(params, rows[i] as PskInsertRow);
-        changes += single.run(params).changes;
+      // Without psks' CHECK constraints for these statements, as movePskPage below: `state in
+      // (...)` costs an ephemeral table per row (~1.3 s a million). insertMany checked every row
+      // first (a parsed PID, one of INITIAL_STATES, no prior state); reset even if a run throws.
+      raw.pragma('ignore_check_constraints = on');
+      try {
+        for (; i + BULK_ROWS <= rows.length; i += BULK_ROWS) {
+          const params: unknown[] = [];
+          for (let k = i; k < i + BULK_ROWS; k++) push(params, rows[k] as PskInsertRow);
+          changes += bulk.run(params).changes;
+        }
+        for (; i < rows.length; i++) {
+          const params: unknown[] = [];
+          push(params, rows[i] as PskInsertRow);
+          changes += single.run(params).changes;
+        }
+      } finally {
+        raw.pragma('ignore_check_constraints = off');
       }
       if (changes === rows.length) return [];
       const skipped: string[] = [];

@@ -13,7 +13,8 @@ import { formatPps } from '../../psk/pps.ts';
 import { Secret } from '../../secret.ts';
 import { runStoreContract, type StoreHarness } from '../contract.ts';
 import { openStore } from '../open.ts';
-import type { OpenedStore } from '../store.ts';
+import { SqlStore } from '../sql/sql-store.ts';
+import type { OpenedStore, PskState } from '../store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { openSqliteStore } from './open-sqlite.ts';
 
@@ -71,6 +72,41 @@ runStoreContract('sqlite', async (): Promise<StoreHarness> => {
 });
 
 describe('SQLite store files', () => {
+  it('keeps the CHECK constraints on psks for every other statement after bulk inserts (generate and import insert without them)', async () => {
+    const dir = tempDir();
+    const { store } = await open(dir);
+    try {
+      const raw = SqlStore.rawOf(store);
+      assert.ok(raw !== undefined && raw.engine.name === 'sqlite');
+      const bogus = (): Promise<unknown> =>
+        raw.db
+          .updateTable('psks')
+          .set({ state: 'bogus' as PskState })
+          .execute();
+      const rows = (n: number) =>
+        Array.from({ length: n }, () => ({ pid: generatePid(), pps: new Secret(generatePps()), batch: 'checks' }));
+      await store.psks.insertMany(rows(250), { actor: 't', source: 'generate' });
+      await assert.rejects(bogus(), /CHECK constraint failed/);
+      const staged = rows(3000);
+      await store.transaction(async (tx) => {
+        const bulk = tx.psks.bulkInsert({ actor: 't', source: 'import' });
+        await bulk.add({
+          count: staged.length,
+          pids: staged.map((r) => r.pid),
+          pps: Buffer.from(staged.map((r) => r.pps.reveal()).join(''), 'latin1'),
+          batches: staged.map(() => 'checks'),
+          states: staged.map(() => 'available'),
+          createdAt: staged.map(() => Date.now()),
+        });
+        return bulk.finish();
+      });
+      await assert.rejects(bogus(), /CHECK constraint failed/);
+      assert.equal((await store.psks.countByState({ batch: 'checks' })).available, 3250);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('keeps no PPS in clear in the database or its WAL, while PIDs are plainly there', async () => {
     const dir = tempDir();
     const { store } = await open(dir);
