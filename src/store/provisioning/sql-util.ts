@@ -7,8 +7,21 @@ export function db(ctx: SqlContext): Db {
   return ctx.q.withTables<ProvisioningDb>();
 }
 
+let isoMs = -1;
+let isoText = '';
+
+/**
+ * The current time as stored (ISO-8601 UTC, milliseconds). The text of the last millisecond
+ * is kept: hundreds of jobs write in the same millisecond, and formatting a Date was a
+ * visible part of an audit append.
+ */
 export function nowIso(): string {
-  return new Date().toISOString();
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoText = new Date(ms).toISOString();
+    isoMs = ms;
+  }
+  return isoText;
 }
 
 export function toDate(v: string | Date): Date {

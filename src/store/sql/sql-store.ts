@@ -277,8 +277,21 @@ export async function guard<T>(p: Promise<T>): Promise<T> {
   }
 }
 
+let isoMs = -1;
+let isoText = '';
+
+/**
+ * The current time as stored (ISO-8601 UTC, milliseconds). The text of the last millisecond
+ * is kept: hundreds of jobs write in the same millisecond, and formatting a Date was a
+ * visible part of an audit append.
+ */
 function nowIso(): string {
-  return new Date().toISOString();
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoText = new Date(ms).toISOString();
+    isoMs = ms;
+  }
+  return isoText;
 }
 
 function toDate(v: string | Date): Date {
