@@ -190,17 +190,10 @@ static napi_value open_blobs(napi_env env, napi_callback_info info) {
   uint32_t *key_ids, *blob_lengths, *aad_lengths;
   if (napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
       napi_get_array_length(env, argv[0], &n_keys) != napi_ok || !get_u32_array(env, argv[1], &key_ids, &n_ids) ||
-      n_ids != n_keys || n_keys > 64 || !get_buffer(env, argv[2], &data, &data_len) ||
+      n_ids != n_keys || n_keys == 0 || !get_buffer(env, argv[2], &data, &data_len) ||
       !get_u32_array(env, argv[3], &blob_lengths, &n) || !get_u32_array(env, argv[4], &aad_lengths, &n_aad) ||
       !get_buffer(env, argv[5], &out, &out_len)) {
     return fail(env, "open: arguments of the wrong types");
-  }
-  KeyContexts *keys[64];
-  for (uint32_t j = 0; j < n_keys; j++) {
-    napi_value v;
-    if (napi_get_element(env, argv[0], j, &v) != napi_ok || (keys[j] = get_contexts(env, v)) == NULL) {
-      return fail(env, "open: arguments of the wrong types");
-    }
   }
   size_t blob_total, aad_total;
   if (n != n_aad || !sum_lengths(blob_lengths, n, &blob_total) || !sum_lengths(aad_lengths, n, &aad_total) ||
@@ -213,6 +206,16 @@ static napi_value open_blobs(napi_env env, napi_callback_info info) {
     plain_total += blob_lengths[i] - OVERHEAD;
   }
   if (out_len != plain_total) return fail(env, "open: lengths do not add up");
+  /* One entry per data key the database has ever kept (a handful; rotation deletes unused ones). */
+  KeyContexts **keys = calloc(n_keys, sizeof *keys);
+  if (keys == NULL) return fail(env, "open: out of memory");
+  for (uint32_t j = 0; j < n_keys; j++) {
+    napi_value v;
+    if (napi_get_element(env, argv[0], j, &v) != napi_ok || (keys[j] = get_contexts(env, v)) == NULL) {
+      free(keys);
+      return fail(env, "open: arguments of the wrong types");
+    }
+  }
   const uint8_t *blob = data;
   const uint8_t *aad = data + blob_total;
   uint8_t *plain = out;
@@ -242,6 +245,7 @@ static napi_value open_blobs(napi_env env, napi_callback_info info) {
     aad += aad_lengths[i];
     plain += body_len;
   }
+  free(keys);
   /* Unauthenticated plaintext never leaves: on any failure the whole output is zeroed. */
   if (failed >= 0) OPENSSL_cleanse(out, out_len);
   napi_value result;

@@ -187,6 +187,21 @@ describe('native AES-GCM (native/aead.c)', () => {
     );
   });
 
+  it('opens blobs of any of a hundred data keys in one batch (years of rotations)', async () => {
+    const many = Array.from({ length: 100 }, (_, i) => [i + 1, generateDataKey()] as [number, Buffer]);
+    const box = new SecretBox(
+      many.map(([id, k]) => [id, Buffer.from(k)] as [number, Buffer]),
+      100,
+    );
+    const names = owners(200);
+    const blobs = names.map((o, i) => {
+      const [id, k] = many[(i * 37) % 100] as [number, Buffer];
+      return new SecretBox([[id, Buffer.from(k)]], id, { aead: null }).seal(plainOf(i), o);
+    });
+    const out = await box.openMany(blobs, names);
+    for (const i of [0, 1, 99, 199]) assert.deepEqual(out.subarray(i * 32, i * 32 + 32), plainOf(i));
+  });
+
   it('refuses arguments whose lengths do not add up instead of reading past a buffer', () => {
     const aead = nativeAead;
     assert.ok(aead !== null, nativeAeadStatus);
