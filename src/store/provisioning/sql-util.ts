@@ -1,5 +1,5 @@
 import { ScsError } from '../../errors.ts';
-import type { SqlContext } from '../sql/sql-store.ts';
+import { nowIso, toDate, type SqlContext } from '../sql/sql-store.ts';
 import type { Db, ProvisioningDb } from './schema.ts';
 
 /** The query builder of `ctx` (the store or its open transaction) with the provisioning tables. */
@@ -7,26 +7,8 @@ export function db(ctx: SqlContext): Db {
   return ctx.q.withTables<ProvisioningDb>();
 }
 
-let isoMs = -1;
-let isoText = '';
-
-/**
- * The current time as stored (ISO-8601 UTC, milliseconds). The text of the last millisecond
- * is kept: hundreds of jobs write in the same millisecond, and formatting a Date was a
- * visible part of an audit append.
- */
-export function nowIso(): string {
-  const ms = Date.now();
-  if (ms !== isoMs) {
-    isoText = new Date(ms).toISOString();
-    isoMs = ms;
-  }
-  return isoText;
-}
-
-export function toDate(v: string | Date): Date {
-  return v instanceof Date ? v : new Date(v);
-}
+// The store's clock and date reading, shared with the PSK repositories (one millisecond cache).
+export { nowIso, toDate };
 
 export function toDateOrNull(v: string | Date | null): Date | null {
   return v === null ? null : toDate(v);

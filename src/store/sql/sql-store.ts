@@ -285,7 +285,7 @@ let isoText = '';
  * is kept: hundreds of jobs write in the same millisecond, and formatting a Date was a
  * visible part of an audit append.
  */
-function nowIso(): string {
+export function nowIso(): string {
   const ms = Date.now();
   if (ms !== isoMs) {
     isoText = new Date(ms).toISOString();
@@ -294,7 +294,7 @@ function nowIso(): string {
   return isoText;
 }
 
-function toDate(v: string | Date): Date {
+export function toDate(v: string | Date): Date {
   return v instanceof Date ? v : new Date(v);
 }
 
