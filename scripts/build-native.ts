@@ -2,7 +2,7 @@
  * `npm install` runs this (package.json "install"): builds the native batch AES-GCM
  * (native/aead.c, binding.gyp) with node-gyp against this Node's headers. It never fails the
  * install: without a C compiler or Node's headers the server seals with node:crypto alone, the
- * same bytes, ~14x slower per secret in bulk work (docs/architecture.md, "Native AES-GCM").
+ * same bytes, ~14x slower per secret in bulk work (docs/psk-database.md, "Encryption").
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';

@@ -14,6 +14,7 @@ import type { OpenedStore } from '../store.ts';
 import { ImmediateSqliteDialect } from './dialect.ts';
 import { sqliteStage } from './psk-stage.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { withoutCheckConstraints } from './without-checks.ts';
 
 export interface SqliteStoreOptions {
   /** Database file (created with its directory, 0700, on first start). */
@@ -147,12 +148,7 @@ function sqliteEngine(raw: Database.Database, onClose: () => void): SqlEngine {
       m.batch === undefined ? (move ??= raw.prepare(moveSql(false))) : (moveInBatch ??= raw.prepare(moveSql(true)));
     const params: unknown[] = [m.to, m.priorState, m.updatedAt, m.firstId, m.lastId, m.from];
     if (m.batch !== undefined) params.push(m.batch);
-    raw.pragma('ignore_check_constraints = on');
-    try {
-      return stmt.run(params).changes;
-    } finally {
-      raw.pragma('ignore_check_constraints = off');
-    }
+    return withoutCheckConstraints(raw, () => stmt.run(params).changes);
   };
   return {
     name: 'sqlite',
@@ -164,33 +160,31 @@ function sqliteEngine(raw: Database.Database, onClose: () => void): SqlEngine {
       return Promise.resolve();
     },
     insertPsks(rows) {
-      bulk ??= raw.prepare(sqlFor(BULK_ROWS));
-      single ??= raw.prepare(sqlFor(1));
+      const many = (bulk ??= raw.prepare(sqlFor(BULK_ROWS)));
+      const one = (single ??= raw.prepare(sqlFor(1)));
       maxId ??= raw.prepare('select coalesce(max(id), 0) from psks').pluck();
       olderThan ??= raw.prepare('select pid from psks where pid = ? and id <= ?').pluck();
       // Counting changes instead of RETURNING saves a sixth of the insert time. The rare rows
       // skipped as existing are found afterwards: they are the ones with an id from before.
       const before = maxId.get() as number;
-      let changes = 0;
-      let i = 0;
-      // Without psks' CHECK constraints for these statements, as movePskPage below: `state in
-      // (...)` costs an ephemeral table per row (~1.3 s a million). insertMany checked every row
-      // first (a parsed PID, one of INITIAL_STATES, no prior state); reset even if a run throws.
-      raw.pragma('ignore_check_constraints = on');
-      try {
+      // Without psks' CHECK constraints for these statements, as movePskPage below
+      // (without-checks.ts): insertMany checked every row first (a parsed PID, one of
+      // INITIAL_STATES, no prior state).
+      const changes = withoutCheckConstraints(raw, () => {
+        let n = 0;
+        let i = 0;
         for (; i + BULK_ROWS <= rows.length; i += BULK_ROWS) {
           const params: unknown[] = [];
           for (let k = i; k < i + BULK_ROWS; k++) push(params, rows[k] as PskInsertRow);
-          changes += bulk.run(params).changes;
+          n += many.run(params).changes;
         }
         for (; i < rows.length; i++) {
           const params: unknown[] = [];
           push(params, rows[i] as PskInsertRow);
-          changes += single.run(params).changes;
+          n += one.run(params).changes;
         }
-      } finally {
-        raw.pragma('ignore_check_constraints = off');
-      }
+        return n;
+      });
       if (changes === rows.length) return [];
       const skipped: string[] = [];
       for (const r of rows) if (olderThan.get(r.pid, before) !== undefined) skipped.push(r.pid);

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { ScsError } from '../../errors.ts';
 import type { ExistingRow, PskStage, StagedRows } from '../sql/bulk-insert.ts';
+import { withoutCheckConstraints } from './without-checks.ts';
 
 /** A PID's bytes at the start of a staged record (then the sealed PPS). */
 const PID_BYTES = 8;
@@ -114,24 +115,19 @@ export function sqliteStage(raw: Database.Database): PskStage {
       // grammar needs a WHERE before ON CONFLICT in INSERT ... SELECT.
       //
       // **(choice)** Without psks' CHECK constraints for this one statement, as movePskPage
-      // (open-sqlite.ts) does: SQLite evaluates `state in (...)` by building an ephemeral table
-      // per row, 1.3 of 4.3 s for a million rows. Every value here is checked before it is
+      // (open-sqlite.ts) does: 1.3 of 4.3 s for a million rows (without-checks.ts). Every value here is checked before it is
       // staged: the PID is 8 bytes (a parsed PID, written as such by `append`), the state one of
       // INITIAL_STATES (bulk-insert.ts checkColumns), prior_state null.
-      raw.pragma('ignore_check_constraints = on');
-      let changes: number;
-      try {
-        changes = raw
+      const { changes } = withoutCheckConstraints(raw, () =>
+        raw
           .prepare(
             'insert into main.psks (pid, pps, batch, state, created_at, updated_at) ' +
               `select ${PID_OF}, ${PPS_OF}, m.batch, m.state, m.created_at, ? ` +
               'from temp.psk_stage s cross join temp.psk_stage_meta m on m.id = s.meta where true ' +
               `order by ${PID_OF}, s.rowid on conflict (pid) do nothing`,
           )
-          .run(updatedAt).changes;
-      } finally {
-        raw.pragma('ignore_check_constraints = off');
-      }
+          .run(updatedAt),
+      );
       return { inserted: changes, maxIdBefore };
     },
     existing(maxIdBefore) {
