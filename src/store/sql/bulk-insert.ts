@@ -181,7 +181,8 @@ class StagedBulkInsert implements PskBulkInsert {
       createdAt[i] = this.#iso(c.createdAt[i] as number);
       plains[i] = c.pps.subarray(i * PPS_LENGTH, (i + 1) * PPS_LENGTH);
     }
-    // **(choice)** One batch on the seal worker at a time: a batch sent while the worker is busy
+    // With the native AES-GCM sealMany is done when it returns; without it, **(choice)** one
+    // batch on the seal worker at a time: a batch sent while the worker is busy
     // starts a second worker thread (~25 MB more at the peak, which an import of a million next
     // to SQLite's sorter cannot spare under 300 MB). The worker seals this slice while the main
     // thread stages the one before and decodes the next.

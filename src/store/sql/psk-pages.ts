@@ -4,7 +4,7 @@ import { OVERHEAD } from '../../crypto/envelope.ts';
 import { PID_LENGTH, type Pid } from '../../psk/pid.ts';
 import { PPS_LENGTH } from '../../psk/pps.ts';
 import { Secret } from '../../secret.ts';
-import { canTransition, isPskState, PSK_STATES, type PskState } from '../lifecycle.ts';
+import { canTransition, isPskState, PSK_STATES } from '../lifecycle.ts';
 import type { PageOptions, PskPage } from '../psk-pages.ts';
 import type { AuditEntryInput, RevealContext } from '../store.ts';
 import { appendAudit, guard, write, type SqlContext } from './sql-store.ts';
@@ -120,9 +120,10 @@ function corrupt(what: string): ScsError {
 /**
  * One page in the caller's transaction: read (locked on PostgreSQL when it moves), moved to
  * `to` by one UPDATE over the page's id range (a row count that differs means a concurrent
- * change: the whole call fails rather than overwriting it), audited, and its PPS handed to the
- * seal worker. On SQLite the UPDATE is the engine's movePskPage, which leaves out the per-row
- * CHECK evaluation (the states were checked by checkOptions).
+ * change: the whole call fails rather than overwriting it), audited, and its PPS opened
+ * (openManyPacked: natively, or on the seal worker without the addon). On SQLite the UPDATE is
+ * the engine's movePskPage (its SQL and the planner hint are there), which leaves out the per-row
+ * CHECK evaluation (the states were checked by checkOptions); this kysely UPDATE is PostgreSQL's.
  */
 async function readPage(
   ctx: SqlContext,
@@ -178,9 +179,7 @@ async function readPage(
         .set({ state: to, prior_state: priorState, updated_at: updatedAt })
         .where('id', '>=', firstId)
         .where('id', '<=', lastId)
-        // SQLite: unary + keeps the planner on the rowid range instead of the state index
-        // (sqlite.org/optoverview.html, "Disqualifying WHERE clause terms using unary-+").
-        .where(ctx.engine.name === 'sqlite' ? sql<PskState>`+state` : sql<PskState>`state`, '=', o.state);
+        .where('state', '=', o.state);
       if (o.batch !== undefined) u = u.where('batch', '=', o.batch);
       changed = Number((await u.executeTakeFirst()).numUpdatedRows);
     }

@@ -134,14 +134,9 @@ function sqliteEngine(raw: Database.Database, onClose: () => void): SqlEngine {
     `update psks set state = ?, prior_state = ?, updated_at = ? where id >= ? and id <= ? and +state = ?` +
     (batch ? ' and batch = ?' : '');
   /**
-   * A page's move without the CHECK constraints on state and prior_state: SQLite evaluates
-   * `state in (<six states>)` by building a temporary b-tree of the six values for every row it
-   * writes, which was about half of this UPDATE's time (docs/psk-database.md, "Export --move:
-   * the state change"). The values written are checked before (isPskState, canTransition), and
-   * the pragma is on only for this one statement: set, run and reset synchronously, so no other
-   * statement runs in between (better-sqlite3 is synchronous), and reset even if it throws.
-   * Setting the pragma expires the connection's prepared statements, which SQLite re-prepares
-   * on their next run (this one then without the CHECK code, the others with it).
+   * A page's move without the CHECK constraints on state and prior_state (without-checks.ts):
+   * they were about half of this UPDATE's time (docs/psk-database.md, "Export --move: the state
+   * change"). The values written are checked before (isPskState, canTransition).
    */
   const movePskPage = (m: PskPageMove): number => {
     const stmt =
@@ -167,7 +162,7 @@ function sqliteEngine(raw: Database.Database, onClose: () => void): SqlEngine {
       // Counting changes instead of RETURNING saves a sixth of the insert time. The rare rows
       // skipped as existing are found afterwards: they are the ones with an id from before.
       const before = maxId.get() as number;
-      // Without psks' CHECK constraints for these statements, as movePskPage below
+      // Without psks' CHECK constraints for these statements, as movePskPage above
       // (without-checks.ts): insertMany checked every row first (a parsed PID, one of
       // INITIAL_STATES, no prior state).
       const changes = withoutCheckConstraints(raw, () => {
