@@ -62,6 +62,9 @@ export interface AmtClientStats {
   readonly challenges: number;
   /** TLS connections opened. */
   readonly connections: number;
+  /** HTTP bytes written and read (the transport's counters). */
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
 }
 
 export function createAmtClient(options: AmtClientOptions): AmtClient {
@@ -125,7 +128,13 @@ export function createAmtClient(options: AmtClientOptions): AmtClient {
 
   return {
     stats() {
-      return { exchanges, challenges: digest.challenges, connections: transport.connections };
+      return {
+        exchanges,
+        challenges: digest.challenges,
+        connections: transport.connections,
+        bytesSent: transport.bytesSent,
+        bytesReceived: transport.bytesReceived,
+      };
     },
     async call<T>(operation: Operation<T>, callOptions: CallOptions = {}): Promise<T> {
       // The call's deadline is enforced by the transport's own per-request timer and signal

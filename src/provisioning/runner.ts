@@ -84,6 +84,8 @@ export interface RunnerStats {
   readonly exchanges: number;
   readonly challenges: number;
   readonly connections: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
 }
 
 interface RunnerEvents {
@@ -134,6 +136,8 @@ export class Runner extends EventEmitter<RunnerEvents> {
     exchanges: 0,
     challenges: 0,
     connections: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
   };
 
   constructor(options: RunnerOptions) {
@@ -169,6 +173,8 @@ export class Runner extends EventEmitter<RunnerEvents> {
         this.#counts.exchanges += s.exchanges;
         this.#counts.challenges += s.challenges;
         this.#counts.connections += s.connections;
+        this.#counts.bytesSent += s.bytesSent;
+        this.#counts.bytesReceived += s.bytesReceived;
       },
       onStep: (job, step) => this.emit('step', { job, step }),
     };

@@ -357,6 +357,33 @@ describe('HTTP transport failure modes', () => {
   });
 });
 
+describe('HTTP transport byte counters', () => {
+  it('counts the HTTP bytes written and read, head and body, over every connection', async () => {
+    const reply = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello';
+    let arrived = 0;
+    const peer = net.createServer((s) => {
+      let pending = '';
+      s.on('data', (chunk: Buffer) => {
+        arrived += chunk.length;
+        pending += chunk.toString('latin1');
+        // One request per connection: the head, then the 3-byte body.
+        if (pending.includes('\r\n\r\n') && pending.endsWith('abc')) s.end(reply);
+      });
+    });
+    await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+    const transport = tcpTransport((peer.address() as AddressInfo).port);
+    for (let i = 0; i < 2; i++) {
+      const res = await transport.request({ method: 'POST', path: '/wsman', headers: {}, body: Buffer.from('abc') });
+      assert.equal(res.body.toString(), 'hello');
+    }
+    assert.equal(transport.connections, 2);
+    assert.equal(transport.bytesSent, arrived);
+    assert.equal(transport.bytesReceived, 2 * Buffer.byteLength(reply));
+    transport.close();
+    await new Promise<void>((r) => peer.close(() => r()));
+  });
+});
+
 describe('HTTP transport over a kept-alive connection the server closes when idle', () => {
   /** Answers the first request on each connection, then closes the connection as the next one arrives. */
   let server: net.Server;

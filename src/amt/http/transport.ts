@@ -45,6 +45,9 @@ export interface HttpTransport {
   close(): void;
   /** Connections opened so far (1 for a session that kept one socket alive throughout). */
   readonly connections: number;
+  /** HTTP bytes (head and body, before TLS) written and read so far, over every connection. */
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
 }
 
 export interface SocketTransportOptions {
@@ -63,6 +66,8 @@ export function createSocketTransport(options: SocketTransportOptions): HttpTran
   /** The socket has already carried a request (a close before any reply byte may be an idle close). */
   let reused = false;
   let connections = 0;
+  let bytesSent = 0;
+  let bytesReceived = 0;
   let tail: Promise<void> = Promise.resolve();
 
   const drop = (s: Duplex | undefined): void => {
@@ -125,6 +130,7 @@ export function createSocketTransport(options: SocketTransportOptions): HttpTran
       };
       const onData = (chunk: Buffer): void => {
         received += chunk.length;
+        bytesReceived += chunk.length;
         try {
           const done = parser.push(chunk);
           if (done === undefined) return;
@@ -171,7 +177,9 @@ export function createSocketTransport(options: SocketTransportOptions): HttpTran
       s.on('end', onEnd);
       s.on('close', onEnd);
       s.on('error', onError);
-      s.write(serialize(request));
+      const bytes = serialize(request);
+      bytesSent += bytes.length;
+      s.write(bytes);
     });
     return response;
   }
@@ -179,6 +187,12 @@ export function createSocketTransport(options: SocketTransportOptions): HttpTran
   return {
     get connections() {
       return connections;
+    },
+    get bytesSent() {
+      return bytesSent;
+    },
+    get bytesReceived() {
+      return bytesReceived;
     },
     async request(request, opts = {}) {
       const timeoutMs = opts.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
