@@ -2,7 +2,7 @@ import { ScsError } from '../../errors.ts';
 import type { Secret } from '../../secret.ts';
 import { DigestSession, parseDigestChallenge } from './digest.ts';
 import { header, type HttpResponse } from './response.ts';
-import type { HttpTransport, RequestOptions } from './transport.ts';
+import type { HttpRequest, HttpTransport, RequestOptions } from './transport.ts';
 
 /**
  * HTTP Digest on top of a transport (protocol.md §4). The first request goes out without
@@ -42,19 +42,14 @@ export function createDigestClient(options: DigestClientOptions): DigestClient {
       let fresh = false;
       let staleRetried = false;
       for (;;) {
-        const headers: Record<string, string> = { 'Content-Type': contentType };
         const used = session;
-        if (used) headers.Authorization = used.authorize(username, password, 'POST', path);
-        const response = await transport.request(
-          {
-            method: 'POST',
-            path,
-            headers,
-            body,
-            ...(opts.idempotent === undefined ? {} : { idempotent: opts.idempotent }),
-          },
-          opts,
-        );
+        const headers: Record<string, string> =
+          used === undefined
+            ? { 'Content-Type': contentType }
+            : { 'Content-Type': contentType, Authorization: used.authorize(username, password, 'POST', path) };
+        // idempotent absent and false mean the same to the transport (never re-sent).
+        const request: HttpRequest = { method: 'POST', path, headers, body, idempotent: opts.idempotent === true };
+        const response = await transport.request(request, opts);
         if (response.status !== 401) return response;
         challenges++;
         const www = response.headers['www-authenticate'];
