@@ -1,37 +1,50 @@
 /**
- * Child process of bench/provision.ts: the certificate-TLS side of the floor. After CommitChanges
- * the server verifies each device over TLS with the certificate the SCS CA issued (§6 step 9),
- * which costs the client more than a TLS-PSK handshake (ECDHE, an RSA signature check, a chain
- * check, the peer certificate read back). The simulated devices of the floor run are never
- * provisioned, so they cannot serve that certificate; this process does, configured as a
- * simulated device's certificate context is (simulator/device/tls.ts: the same versions, cipher
- * list and no session tickets, an RSA-2048 key), and answers every HTTP request with a canned
- * reply. It runs in its own process so, like the fleet, its CPU is not the floor's.
+ * Child process of bench/provision.ts: the device side of the floor. It answers every HTTP
+ * request with one canned reply of a given size, so the floor can carry the server's bytes
+ * (its measured mean request and reply per round trip) without any logic on either side.
+ * It runs in its own process so, like the fleet, its CPU is not the floor's. Two listeners on
+ * 127.0.0.1, configured as a simulated device's TLS contexts are (simulator/device/tls.ts: the
+ * same versions, cipher lists and no session tickets):
  *
- * Protocol: the parent sends { keyPem, certPem, minVersion, maxVersion, replyBytes } once; this
- * process answers { port } when it listens on 127.0.0.1, and exits when the parent disconnects.
+ * - TLS-PSK (identity PID, key PPS), as an unprovisioned device in setup mode;
+ * - certificate TLS with an RSA-2048 device certificate issued by the server's own issuer, as
+ *   a provisioned device at verification (§6 step 9): the simulated devices of the floor run
+ *   are never provisioned, so they cannot serve one.
+ *
+ * Protocol: the parent sends one FloorTlsServerConfig; this process answers { pskPort,
+ * certPort } when both listen, and exits when the parent disconnects.
  */
 import { constants } from 'node:crypto';
 import tls from 'node:tls';
+import { PSK_CIPHERS } from '../simulator/device/tls.ts';
 
 export interface FloorTlsServerConfig {
-  readonly keyPem: string;
-  readonly certPem: string;
+  readonly keyPem?: string;
+  readonly certPem?: string;
   readonly minVersion: tls.SecureVersion;
   readonly maxVersion: tls.SecureVersion;
-  /** Size of the canned reply body (the server's verification reply is about this big). */
+  /** Size of the canned reply, status line and headers included. */
   readonly replyBytes: number;
+  /** PID → PPS of the devices whose TLS-PSK handshakes this process answers. */
+  readonly psks: readonly (readonly [string, string])[];
 }
 
-function cannedReply(bytes: number): Buffer {
+export interface FloorTlsServerPorts {
+  readonly pskPort: number;
+  /** 0 without keyPem/certPem. */
+  readonly certPort: number;
+}
+
+/** A 200 reply of exactly `bytes` bytes (or its bare minimum): a SOAP envelope padded with spaces. */
+export function cannedReply(bytes: number): Buffer {
   const open = '<?xml version="1.0" encoding="UTF-8"?><a:Envelope><a:Body>';
   const close = '</a:Body></a:Envelope>';
-  const body = open + ' '.repeat(Math.max(0, bytes - open.length - close.length)) + close;
-  return Buffer.from(
-    'HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml;charset=UTF-8\r\n' +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    'latin1',
-  );
+  const head = (length: number): string =>
+    `HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: ${length}\r\n\r\n`;
+  let length = open.length + close.length;
+  // The head holds the body's length, so its own length depends on the digits: settle it.
+  for (let i = 0; i < 3; i++) length = Math.max(open.length + close.length, bytes - head(length).length);
+  return Buffer.from(head(length) + open + ' '.repeat(length - open.length - close.length) + close, 'latin1');
 }
 
 /** Answers each complete request (headers + Content-Length body) on the socket with `reply`. */
@@ -52,24 +65,49 @@ function serve(socket: tls.TLSSocket, reply: Buffer): void {
   socket.on('error', () => undefined);
 }
 
+function listen(server: tls.Server): Promise<number> {
+  server.on('tlsClientError', () => undefined);
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      resolve(typeof address === 'object' && address !== null ? address.port : 0);
+    }),
+  );
+}
+
 if (process.send !== undefined) {
   process.once('message', (config: FloorTlsServerConfig) => {
     const reply = cannedReply(config.replyBytes);
-    const server = tls.createServer(
+    const { minVersion, maxVersion } = config;
+    const secureOptions = constants.SSL_OP_NO_TICKET;
+    const keys = new Map(config.psks.map(([pid, pps]) => [pid, Buffer.from(pps, 'ascii')]));
+    const psk = tls.createServer(
       {
-        key: config.keyPem,
-        cert: config.certPem,
-        minVersion: config.minVersion,
-        maxVersion: config.maxVersion,
-        secureOptions: constants.SSL_OP_NO_TICKET,
-        ...(config.minVersion !== 'TLSv1.2' ? { ciphers: 'DEFAULT:@SECLEVEL=0' } : {}),
+        ciphers: PSK_CIPHERS.join(':'),
+        minVersion,
+        maxVersion,
+        secureOptions,
+        pskCallback: (_socket, identity) => keys.get(identity) ?? null,
       },
       (socket) => serve(socket, reply),
     );
-    server.on('tlsClientError', () => undefined);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      process.send?.({ port: typeof address === 'object' && address !== null ? address.port : 0 });
+    const cert =
+      config.keyPem === undefined || config.certPem === undefined
+        ? undefined
+        : tls.createServer(
+            {
+              key: config.keyPem,
+              cert: config.certPem,
+              minVersion,
+              maxVersion,
+              secureOptions,
+              ...(minVersion !== 'TLSv1.2' ? { ciphers: 'DEFAULT:@SECLEVEL=0' } : {}),
+            },
+            (socket) => serve(socket, reply),
+          );
+    void Promise.all([listen(psk), cert === undefined ? 0 : listen(cert)]).then(([pskPort, certPort]) => {
+      const ports: FloorTlsServerPorts = { pskPort, certPort };
+      process.send?.(ports);
     });
     process.once('disconnect', () => process.exit(0));
   });
