@@ -68,7 +68,14 @@ async function oneJob(pid: Pid): Promise<void> {
     const psk = await tx.psks.get(pid);
     if (psk === undefined) throw new Error('no PSK');
     if ((await tx.jobs.activeFor(uuid)) !== undefined) throw new Error('duplicate');
-    await tx.psks.transition({ pids: [pid], from: [psk.state], to: 'in_use', actor, reason: 'hello', deviceUuid: uuid });
+    await tx.psks.transition({
+      pids: [pid],
+      from: [psk.state],
+      to: 'in_use',
+      actor,
+      reason: 'hello',
+      deviceUuid: uuid,
+    });
     const batch = await tx.batches.get(psk.batch);
     const created = await tx.jobs.create(
       {
@@ -100,26 +107,40 @@ async function oneJob(pid: Pid): Promise<void> {
   const escrowId = await group.run(async (tx) => {
     await steps(tx, started, ['facts', 'mebx-password']);
     const id = await tx.escrow.put(
-      { deviceUuid: uuid, purpose: 'admin', secret: new Secret('P@ssw0rd-generated-1'), jobId: job.id, username: 'admin' },
+      {
+        deviceUuid: uuid,
+        purpose: 'admin',
+        secret: new Secret('P@ssw0rd-generated-1'),
+        jobId: job.id,
+        username: 'admin',
+      },
       { actor },
     );
     data = { ...data, adminEscrowId: id };
-    await tx.jobs.update(job.id, { data, lease: lease(), step: 'mebx-password' }, undefined, { actor });
+    await tx.jobs.progress(job.id, { data, lease: lease(), step: 'mebx-password' }, undefined, { actor });
     return id;
   });
   await group.run(async (tx) => {
     await steps(tx, started, ['admin-credentials', 'host-domain', 'time-sync']);
     const spare = (await tx.pskBindings.boundTo(uuid)).find((p) => p !== pid);
     if (spare !== undefined) throw new Error('unexpected spare');
-    const taken = await tx.pskBindings.takeRenewal({ deviceUuid: uuid, preferBatch: 'bench', profile: null }, { actor });
+    const taken = await tx.pskBindings.takeRenewal(
+      { deviceUuid: uuid, preferBatch: 'bench', profile: null },
+      { actor },
+    );
     if (taken === undefined) throw new Error('no renewal PSK');
     data = { ...data, newPid: taken.pid };
-    await tx.jobs.update(job.id, { data, lease: lease(), step: 'time-sync' }, undefined, { actor });
+    await tx.jobs.progress(job.id, { data, lease: lease(), step: 'time-sync' }, undefined, { actor });
   });
   await group.run(async (tx) => {
     await steps(tx, started, ['tls', 'renew-psk']);
     data = { ...data, commitSent: true };
-    await tx.jobs.update(job.id, { data, lease: lease(), step: 'renew-psk' }, { action: 'job.commit_sent' }, { actor });
+    await tx.jobs.progress(
+      job.id,
+      { data, lease: lease(), step: 'renew-psk' },
+      { action: 'job.commit_sent' },
+      { actor },
+    );
   });
   const credentials = { username: 'admin', password: new Secret('x'), source: `escrow:${escrowId}`, escrowId };
   const progress = { steps: [{ step: 'commit' as const, ms: 5 }], lastStep: 'commit' as const };

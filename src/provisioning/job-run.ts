@@ -429,7 +429,7 @@ class Context implements JobContext {
       next = { ...this.data, ...r.patch };
       const lease = { owner: this.#deps.nodeId, until: new Date(Date.now() + this.#deps.leaseMs) };
       const change = { data: next, lease, ...(progress.lastStep === undefined ? {} : { step: progress.lastStep }) };
-      await tx.jobs.update(this.job.id, change, undefined, { actor: this.actor });
+      await tx.jobs.progress(this.job.id, change, undefined, { actor: this.actor });
       return r.value;
     });
     this.progress.written(progress);
@@ -451,7 +451,7 @@ class Context implements JobContext {
     };
     await this.write(async (tx) => {
       await writeStepEntries(tx, this.job, progress, this.actor);
-      return tx.jobs.update(this.job.id, change, audit, { actor: this.actor });
+      return tx.jobs.progress(this.job.id, change, audit, { actor: this.actor });
     });
     this.progress.written(progress);
   }

@@ -240,6 +240,67 @@ export function runProvisioningContract(name: string, makeStore: () => Promise<S
         for (const a of ['job.created', 'job.step', 'job.failed']) assert.ok(actions.includes(a), a);
       });
 
+      it('progress writes what update writes, audited the same, and refuses what update refuses', async () => {
+        const [pid] = (await addPsks(store, 1, 'b')) as [Pid];
+        const job = await store.jobs.create(
+          { deviceUuid: UUID, pid, address: '10.0.0.5', profile: 'default' },
+          { actor },
+        );
+        assert.ok(job);
+        const lease = { owner: 'n1', until: new Date(Date.now() + 60_000) };
+        await store.jobs.update(job.id, { state: 'running', attempts: 1, lease }, undefined, { actor });
+        assert.equal(
+          await store.jobs.progress(job.id, { step: 'facts', data: { newPid: 'ABC' }, lease }, undefined, { actor }),
+          undefined,
+        );
+        let row = await store.jobs.get(job.id);
+        assert.equal(row?.step, 'facts');
+        assert.deepEqual(row?.data, { newPid: 'ABC' });
+        assert.equal(row?.leaseOwner, 'n1');
+        assert.equal(row?.leaseUntil?.getTime(), lease.until.getTime());
+        await store.jobs.progress(
+          job.id,
+          { step: 'commit', data: { newPid: 'ABC', commitSent: true }, lease },
+          { action: 'job.commit_sent', detail: { n: 1 } },
+          { actor },
+        );
+        row = await store.jobs.get(job.id);
+        assert.equal(row?.step, 'commit');
+        assert.deepEqual(row?.data, { newPid: 'ABC', commitSent: true });
+        const [entry] = await store.audit.list({ limit: 1 });
+        assert.equal(entry?.action, 'job.commit_sent');
+        assert.deepEqual(entry?.detail, { job: job.id, uuid: UUID, n: 1 });
+        // Fenced: another node's lease.
+        await assert.rejects(
+          store.jobs.progress(job.id, { step: 'x', lease: { owner: 'n2', until: lease.until } }, undefined, { actor }),
+          (e) => isScsError(e, 'SCS_STORE_FAILED') && e.details?.leaseLost === true,
+        );
+        await assert.rejects(
+          store.jobs.progress(
+            job.id,
+            { step: 'x', lease: { owner: 'n2', until: lease.until } },
+            { action: 'job.x' },
+            {
+              actor,
+            },
+          ),
+          (e) => isScsError(e, 'SCS_STORE_FAILED') && e.details?.leaseLost === true,
+        );
+        assert.equal((await store.jobs.get(job.id))?.step, 'commit');
+        await store.jobs.finish(job.id, { state: 'succeeded' }, { actor });
+        await rejectsWith(
+          store.jobs.progress(job.id, { step: 'x' }, undefined, { actor }),
+          'SCS_STORE_FAILED',
+          /finished/,
+        );
+        await rejectsWith(
+          store.jobs.progress(-1, { step: 'x' }, undefined, { actor }),
+          'SCS_STORE_FAILED',
+          /does not exist/,
+        );
+        assert.equal((await store.audit.list({ action: 'job.x' })).length, 0);
+      });
+
       it('leases jobs to one node: a live lease is not claimed, an expired one is, renewals and releases only touch the owner', async () => {
         const soon = (ms: number): Date => new Date(Date.now() + ms);
         const uuids = ['10000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000002', UUID2];

@@ -1,6 +1,6 @@
 import { ScsError } from '../../errors.ts';
 import type { Pid } from '../../psk/pid.ts';
-import { hotFirst, slot } from '../sql/hot-query.ts';
+import { hotFirst, runHot, slot } from '../sql/hot-query.ts';
 import { appendAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
 import type { JobsTable } from './schema.ts';
 import { claimJobs, releaseJobLeases, renewJobLeases } from './sql-job-leases.ts';
@@ -151,6 +151,29 @@ export class SqlJobs implements JobRepository {
   }
 
   async update(id: number, change: JobUpdate, audit: JobAudit | undefined, context: ActorContext): Promise<JobRow> {
+    const row = await this.#update(id, change, audit, context, true);
+    if (row === undefined) throw new ScsError('SCS_STORE_FAILED', `job ${id} update returned no row`);
+    return toRow(row);
+  }
+
+  async progress(id: number, change: JobUpdate, audit: JobAudit | undefined, context: ActorContext): Promise<void> {
+    await this.#update(id, change, audit, context, false);
+  }
+
+  /**
+   * update() and progress(). `wantRow`: RETURNING every column, for update()'s JobRow. Without
+   * it the statement returns the device only when an audit entry needs it, and nothing
+   * otherwise (the rows changed say whether it landed): a row of 16 columns and its JobRow
+   * (the data JSON parsed, four dates) cost more than the UPDATE itself, and the runner's
+   * progress writes, three per job, read nothing back.
+   */
+  async #update(
+    id: number,
+    change: JobUpdate,
+    audit: JobAudit | undefined,
+    context: ActorContext,
+    wantRow: boolean,
+  ): Promise<StoredJob | undefined> {
     return write(this.#ctx, async (tx) => {
       const q = db(tx);
       const set: Partial<StoredJob> = { updated_at: nowIso() };
@@ -162,16 +185,18 @@ export class SqlJobs implements JobRepository {
         set.lease_owner = change.lease.owner;
         set.lease_until = change.lease.until.toISOString();
       }
-      // One statement on the hot path (a progress write per step per job): RETURNING gives the row.
-      // Compiled once per shape (the columns set, whether a lease fences it): hot-query.ts.
-      // Fencing: a write that renews a lease only lands while the writer holds it (or nobody
-      // does), so a node that stalled past its lease cannot take a job back from the node that
-      // claimed it (docs/operations.md, "Leases").
+      // One statement on the hot path (a progress write per step per job).
+      // Compiled once per shape (the columns set, whether a lease fences it, what it returns):
+      // hot-query.ts. Fencing: a write that renews a lease only lands while the writer holds it
+      // (or nobody does), so a node that stalled past its lease cannot take a job back from the
+      // node that claimed it (docs/operations.md, "Leases").
       const owner = change.lease?.owner;
       const columns = Object.keys(set);
-      const args: unknown[] = [...Object.values(set), id];
+      const args: unknown[] = Object.values(set);
+      args.push(id);
       if (owner !== undefined) args.push(owner);
-      const updated = await hotFirst(tx, `jobs.update:${columns.join(',')}:${owner !== undefined}`, args, () => {
+      const shape = `${columns.join(',')}:${owner !== undefined}`;
+      const base = () => {
         let upd = q
           .updateTable('jobs')
           .set(Object.fromEntries(columns.map((c, i) => [c, slot(i)])) as never)
@@ -181,9 +206,24 @@ export class SqlJobs implements JobRepository {
           const o = slot(columns.length + 1);
           upd = upd.where((eb) => eb.or([eb('lease_owner', '=', o), eb('lease_owner', 'is', null)]));
         }
-        return upd.returningAll();
-      });
-      if (updated === undefined) {
+        return upd;
+      };
+      let row: StoredJob | undefined;
+      let uuid: string | undefined;
+      let landed: boolean;
+      if (wantRow) {
+        row = await hotFirst(tx, `jobs.update:${shape}`, args, () => base().returningAll());
+        uuid = row?.device_uuid;
+        landed = row !== undefined;
+      } else if (audit !== undefined) {
+        uuid = (await hotFirst(tx, `jobs.progress:${shape}:uuid`, args, () => base().returning('device_uuid')))
+          ?.device_uuid;
+        landed = uuid !== undefined;
+      } else {
+        const r = await runHot(tx, `jobs.progress:${shape}`, args, base);
+        landed = Number(r.numAffectedRows ?? 0) > 0;
+      }
+      if (!landed) {
         const current = await q
           .selectFrom('jobs')
           .select(['state', 'lease_owner'])
@@ -204,19 +244,15 @@ export class SqlJobs implements JobRepository {
           {
             actor: context.actor,
             action: audit.action,
-            detail: { job: id, uuid: updated.device_uuid, ...audit.detail },
+            detail: { job: id, uuid: uuid ?? null, ...audit.detail },
           },
         ]);
       }
-      return toRow(updated);
+      return row;
     });
   }
 
-  async finish(
-    id: number,
-    outcome: JobFinish,
-    context: ActorContext,
-  ): Promise<JobRow> {
+  async finish(id: number, outcome: JobFinish, context: ActorContext): Promise<JobRow> {
     return write(this.#ctx, async (tx) => {
       const q = db(tx);
       const now = nowIso();

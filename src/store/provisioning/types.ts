@@ -282,15 +282,13 @@ export interface JobRepository {
   activeFor(deviceUuid: string): Promise<JobRow | undefined>;
   /** Progress: step, data, attempts, lease; one audit entry when `audit` is given. SCS_STORE_FAILED if the job is finished. */
   update(id: number, change: JobUpdate, audit: JobAudit | undefined, context: ActorContext): Promise<JobRow>;
+  /** update() for a writer that reads nothing back (the runner's progress writes): the same write, checks and audit entry. */
+  progress(id: number, change: JobUpdate, audit: JobAudit | undefined, context: ActorContext): Promise<void>;
   /**
    * Terminal state, with the error code and message (no secrets) for a failure; audited job.succeeded / job.failed.
    * `step`, when given, is written first (the last step done, as a progress write would).
    */
-  finish(
-    id: number,
-    outcome: JobFinish,
-    context: ActorContext,
-  ): Promise<JobRow>;
+  finish(id: number, outcome: JobFinish, context: ActorContext): Promise<JobRow>;
   countByState(): Promise<Record<JobState, number>>;
   /**
    * Leases unfinished jobs nobody holds (no lease, or an expired one) to `owner`, oldest first; rows another node is locking right now are skipped (FOR UPDATE SKIP
