@@ -6,25 +6,26 @@
  * challenges. The fake transport answers each request with its reply shape, RelatesTo set to
  * the request's MessageID, as AMT sends it (chunk-decoded body, AMT's headers). Its own cost
  * is the same whatever the client does, as long as the request bytes are.
- * Run: nice -n 10 node --import tsx bench/amt-client.ts [--seconds 4] [--rounds 6]
- * Prints CPU µs per device and per exchange; compare two trees by running it in each, alternated.
+ * Run: nice -n 10 node --import tsx bench/amt-client.ts [--seconds 4] [--rounds 10] [--base DIR]
+ * Prints CPU µs per device. With `--base DIR` (another checkout, e.g. a git worktree with its
+ * node_modules linked) both trees run in this one process, in alternated rounds.
  */
 import { loadavg } from 'node:os';
-import { createAmtClient, type AmtClient } from '../src/amt/client.ts';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { AmtClient } from '../src/amt/client.ts';
 import type { HttpResponse } from '../src/amt/http/response.ts';
 import type { HttpRequest, HttpTransport, RequestOptions } from '../src/amt/http/transport.ts';
 import type { Operation } from '../src/amt/wsman/operation.ts';
-import { getSetupAndConfigurationService } from '../src/amt/wsman/ops/setup-and-configuration.ts';
-import { enumerateSoftwareIdentity } from '../src/amt/wsman/ops/software-identity.ts';
-import { Secret } from '../src/secret.ts';
-import { ourReplies, ours, R, REALM } from './wsman-shapes.ts';
+import { REALM } from './wsman-shapes.ts';
 
-const arg = (name: string, dflt: number): number => {
+const argText = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? dflt : Number(process.argv[i + 1]) || dflt;
+  return i < 0 ? undefined : process.argv[i + 1];
 };
+const arg = (name: string, dflt: number): number => Number(argText(name)) || dflt;
 const seconds = arg('seconds', 4);
-const rounds = arg('rounds', 6);
+const rounds = arg('rounds', 10);
 const load0 = loadavg();
 
 const RELATES = '<b:RelatesTo>uuid:1</b:RelatesTo>';
@@ -94,42 +95,64 @@ class ReplayTransport implements HttpTransport {
   close(): void {}
 }
 
-const enumeration = [template(R.enumerate), template(R.pull)];
-const sequence = ourReplies.map(template);
-const verify = [template(R.setup)];
-const EXCHANGES_PER_DEVICE = enumeration.length + sequence.length + verify.length;
-const password = new Secret('N3w-Admin!pw');
-
-function client(transport: ReplayTransport): AmtClient {
-  return createAmtClient({ transport, username: 'admin', password, callTimeoutMs: 60_000 });
-}
-
-const transport = new ReplayTransport();
+const EXCHANGES_PER_DEVICE = 19;
 const controller = new AbortController();
 const signal = controller.signal;
 
-async function device(): Promise<number> {
-  let n = 0;
-  // Session 1: the facts (Enumerate + Pull of CIM_SoftwareIdentity).
-  transport.session(enumeration);
-  const a = client(transport);
-  n += (await a.call(enumerateSoftwareIdentity(), { signal })).items.length;
-  // Session 2: the configuration sequence, each operation built as the steps build it.
-  transport.session(sequence);
-  const b = client(transport);
-  for (const make of ours) {
-    const op = make() as Operation<unknown>;
-    if ((await b.call(op, { signal })) !== undefined) n++;
-  }
-  // Session 3: the verification Get.
-  transport.session(verify);
-  const c = client(transport);
-  n += (await c.call(getSetupAndConfigurationService(), { signal })).provisioningState;
-  return n;
+/** The modules the bench drives, from this tree or from `--base DIR` (another checkout). */
+interface Tree {
+  readonly client: typeof import('../src/amt/client.ts');
+  readonly setup: typeof import('../src/amt/wsman/ops/setup-and-configuration.ts');
+  readonly software: typeof import('../src/amt/wsman/ops/software-identity.ts');
+  readonly secret: typeof import('../src/secret.ts');
+  readonly shapes: typeof import('./wsman-shapes.ts');
+}
+
+async function loadTree(root: string): Promise<Tree> {
+  const from = <T>(file: string): Promise<T> => import(pathToFileURL(path.join(root, file)).href) as Promise<T>;
+  return {
+    client: await from('src/amt/client.ts'),
+    setup: await from('src/amt/wsman/ops/setup-and-configuration.ts'),
+    software: await from('src/amt/wsman/ops/software-identity.ts'),
+    secret: await from('src/secret.ts'),
+    shapes: await from('bench/wsman-shapes.ts'),
+  };
+}
+
+/** One device's three sessions, as the runner makes them. */
+function deviceOf(tree: Tree): () => Promise<number> {
+  const { R, ourReplies, ours } = tree.shapes;
+  const enumeration = [template(R.enumerate), template(R.pull)];
+  const sequence = ourReplies.map(template);
+  const verify = [template(R.setup)];
+  if (enumeration.length + sequence.length + verify.length !== EXCHANGES_PER_DEVICE) throw new Error('shapes changed');
+  const password = new tree.secret.Secret('N3w-Admin!pw');
+  const transport = new ReplayTransport();
+  const client = (): AmtClient =>
+    tree.client.createAmtClient({ transport, username: 'admin', password, callTimeoutMs: 60_000 });
+  return async () => {
+    let n = 0;
+    // Session 1: the facts (Enumerate + Pull of CIM_SoftwareIdentity).
+    transport.session(enumeration);
+    const a = client();
+    n += (await a.call(tree.software.enumerateSoftwareIdentity(), { signal })).items.length;
+    // Session 2: the configuration sequence, each operation built as the steps build it.
+    transport.session(sequence);
+    const b = client();
+    for (const make of ours) {
+      const op = make() as Operation<unknown>;
+      if ((await b.call(op, { signal })) !== undefined) n++;
+    }
+    // Session 3: the verification Get.
+    transport.session(verify);
+    const c = client();
+    n += (await c.call(tree.setup.getSetupAndConfigurationService(), { signal })).provisioningState;
+    return n;
+  };
 }
 
 /** CPU time (user + system, every thread: GC included), not wall time: the machine is shared. */
-async function measure(ms: number): Promise<{ devices: number; cpuUs: number }> {
+async function measure(device: () => Promise<number>, ms: number): Promise<{ devices: number; cpuUs: number }> {
   const start = performance.now();
   const cpu0 = process.cpuUsage();
   let devices = 0;
@@ -143,21 +166,49 @@ async function measure(ms: number): Promise<{ devices: number; cpuUs: number }> 
   return { devices, cpuUs: cpu.user + cpu.system };
 }
 
-await measure(500);
-const perRound: number[] = [];
-for (let r = 0; r < rounds; r++) {
-  const m = await measure((seconds * 1000) / rounds);
-  perRound.push(m.cpuUs / m.devices);
+interface Side {
+  readonly name: string;
+  readonly device: () => Promise<number>;
+  readonly rounds: number[];
 }
-const sorted = [...perRound].sort((x, y) => x - y);
-const median = ((sorted[(rounds - 1) >> 1] ?? 0) + (sorted[rounds >> 1] ?? 0)) / 2;
-process.stdout.write(
-  `${JSON.stringify({
-    bench: 'amt-client',
-    exchangesPerDevice: EXCHANGES_PER_DEVICE,
-    usPerDevice: { median: Number(median.toFixed(1)), min: Number((sorted[0] ?? 0).toFixed(1)) },
-    usPerExchange: Number((median / EXCHANGES_PER_DEVICE).toFixed(2)),
-    rounds: perRound.map((x) => Number(x.toFixed(1))),
-    load: [load0[0], loadavg()[0]].map((x) => Number((x ?? 0).toFixed(2))),
-  })}\n`,
-);
+const here = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const sides: Side[] = [{ name: 'this', device: deviceOf(await loadTree(here)), rounds: [] }];
+const baseDir = argText('base');
+if (baseDir !== undefined) sides.unshift({ name: 'base', device: deviceOf(await loadTree(baseDir)), rounds: [] });
+
+for (const side of sides) await measure(side.device, 500);
+// Short rounds, alternated (and in the same process when comparing): load drifts on both sides alike.
+for (let r = 0; r < rounds; r++) {
+  for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
+    const m = await measure(side.device, (seconds * 1000) / rounds / sides.length);
+    side.rounds.push(m.cpuUs / m.devices);
+  }
+}
+const median = (xs: readonly number[]): number => {
+  const sorted = [...xs].sort((x, y) => x - y);
+  return ((sorted[(sorted.length - 1) >> 1] ?? 0) + (sorted[sorted.length >> 1] ?? 0)) / 2;
+};
+const round1 = (x: number): number => Number(x.toFixed(1));
+const result = {
+  bench: 'amt-client',
+  exchangesPerDevice: EXCHANGES_PER_DEVICE,
+  load: [load0[0], loadavg()[0]].map((x) => Number((x ?? 0).toFixed(2))),
+  ...Object.fromEntries(
+    sides.map((side) => [
+      side.name,
+      {
+        cpuUsPerDevice: { median: round1(median(side.rounds)), min: round1(Math.min(...side.rounds)) },
+        rounds: side.rounds.map(round1),
+      },
+    ]),
+  ),
+};
+const [first, second] = sides;
+const paired =
+  first === undefined || second === undefined
+    ? {}
+    : {
+        // Each round's pair ran back to back: the median of their ratios is steadier than a ratio of medians.
+        thisOverBase: Number(median(second.rounds.map((x, i) => x / (first.rounds[i] ?? Number.NaN))).toFixed(3)),
+      };
+process.stdout.write(`${JSON.stringify({ ...result, ...paired })}\n`);

@@ -40,25 +40,38 @@ export interface SingleOperation<T> extends Operation<T> {
   parse(reply: WsmanReply): T;
 }
 
+/**
+ * A class, not an object literal with a `run` arrow: tsx (esbuild keepNames) names each such
+ * arrow with a defineProperty when it is created, once per operation per device; a prototype
+ * method is named once.
+ */
+class Single<T> implements SingleOperation<T> {
+  readonly name: string;
+  readonly request: WsmanRequest;
+  readonly parse: (reply: WsmanReply) => T;
+
+  constructor(name: string, request: WsmanRequest, parse: (reply: WsmanReply) => T) {
+    this.name = name;
+    this.request = request;
+    this.parse = parse;
+  }
+
+  async run(exchange: Exchange): Promise<T> {
+    return this.parse(await exchange(this.request));
+  }
+}
+
 export function single<T>(name: string, request: WsmanRequest, parse: (reply: WsmanReply) => T): SingleOperation<T> {
-  return {
-    name,
-    request,
-    parse,
-    run: async (exchange) => parse(await exchange(request)),
-  };
+  return new Single(name, request, parse);
 }
 
 /** WS-Transfer Get of a (singleton, or selected) instance. */
 export function getCall(className: string, selectors?: readonly Selector[]): WsmanCall {
-  return {
-    kind: 'call',
-    action: ACTION.get,
-    resourceUri: uriOf(className),
-    ...(selectors ? { selectors } : {}),
-    body: '',
-    idempotent: true,
-  };
+  const resourceUri = uriOf(className);
+  // Two literals, not a conditional spread (V8 copies a spread on its slow path).
+  return selectors
+    ? { kind: 'call', action: ACTION.get, resourceUri, selectors, body: '', idempotent: true }
+    : { kind: 'call', action: ACTION.get, resourceUri, body: '', idempotent: true };
 }
 
 /** A method call: Action = ResourceURI/Method, body `<Method>_INPUT` (§5). */
