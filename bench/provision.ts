@@ -25,10 +25,10 @@
  * (IPC from its workers) runs here too and is counted on both sides. Peak RSS is sampled every
  * 100 ms during each phase; the server phase runs first.
  */
-import { fork } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
@@ -60,6 +60,22 @@ import { Secret } from '../src/secret.ts';
 import { openStore } from '../src/store/open.ts';
 import type { FloorTlsServerConfig, FloorTlsServerPorts } from './floor-tls-server.ts';
 import { runNodesBench } from './provision-nodes.ts';
+
+/**
+ * The server runs with npm start's V8 flags (its young-generation size, docs/performance.md
+ * "GC"), so the bench's server must too: without a --max-semi-space-size of its own, the bench
+ * runs itself again with the one in package.json's start script. Give one to compare sizes.
+ */
+const SEMI_SPACE = /--max-semi-space-size=\d+/.exec(
+  (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } })
+    .scripts.start,
+)?.[0];
+if (SEMI_SPACE !== undefined && !process.execArgv.some((a) => a.startsWith('--max-semi-space-size'))) {
+  const again = spawnSync(process.execPath, [SEMI_SPACE, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+  });
+  process.exit(again.status ?? 1);
+}
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -568,6 +584,7 @@ process.stdout.write(
       fleetWorkers: Math.ceil(N / PER_WORKER),
       logLevel: LOG_LEVEL,
       node: process.version,
+      nodeFlags: process.execArgv.filter((a) => a.startsWith('--max-semi-space-size')),
       server,
       floor,
       ...(floorIdentify === undefined ? {} : { floorIdentify }),

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=32
 import { isScsError } from '../errors.ts';
 import { processIo } from './io.ts';
 import { buildProgram } from './program.ts';
