@@ -1,7 +1,8 @@
 /**
  * Child process of bench/provision.ts: the device side of the floor. It answers every HTTP
- * request with one canned reply of a given size, so the floor can carry the server's bytes
- * (its measured mean request and reply per round trip) without any logic on either side.
+ * request through a simulated device's HTTP layer with one canned reply of a given size, so the
+ * floor carries the server's bytes (its measured mean request and reply per round trip), framed
+ * as a device frames them, without any logic on either side.
  * It runs in its own process so, like the fleet, its CPU is not the floor's. Two listeners on
  * 127.0.0.1, configured as a simulated device's TLS contexts are (simulator/device/tls.ts: the
  * same versions, cipher lists and no session tickets):
@@ -16,14 +17,17 @@
  */
 import { constants } from 'node:crypto';
 import tls from 'node:tls';
+import http from 'node:http';
 import { PSK_CIPHERS } from '../simulator/device/tls.ts';
+import { NonceStore } from '../simulator/http/digest.ts';
+import { createWsmanRequestHandler, type WsmanHttpHost } from '../simulator/http/server.ts';
 
 export interface FloorTlsServerConfig {
   readonly keyPem?: string;
   readonly certPem?: string;
   readonly minVersion: tls.SecureVersion;
   readonly maxVersion: tls.SecureVersion;
-  /** Size of the canned reply, status line and headers included. */
+  /** Size of the canned reply: head, chunk framing and body. */
   readonly replyBytes: number;
   /** PID → PPS of the devices whose TLS-PSK handshakes this process answers. */
   readonly psks: readonly (readonly [string, string])[];
@@ -35,34 +39,34 @@ export interface FloorTlsServerPorts {
   readonly certPort: number;
 }
 
-/** A 200 reply of exactly `bytes` bytes (or its bare minimum): a SOAP envelope padded with spaces. */
-export function cannedReply(bytes: number): Buffer {
-  const open = '<?xml version="1.0" encoding="UTF-8"?><a:Envelope><a:Body>';
-  const close = '</a:Body></a:Envelope>';
-  const head = (length: number): string =>
-    `HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: ${length}\r\n\r\n`;
-  let length = open.length + close.length;
-  // The head holds the body's length, so its own length depends on the digits: settle it.
-  for (let i = 0; i < 3; i++) length = Math.max(open.length + close.length, bytes - head(length).length);
-  return Buffer.from(head(length) + open + ' '.repeat(length - open.length - close.length) + close, 'latin1');
-}
+const OPEN = '<?xml version="1.0" encoding="UTF-8"?><a:Envelope><a:Body>';
+const CLOSE = '</a:Body></a:Envelope>';
 
-/** Answers each complete request (headers + Content-Length body) on the socket with `reply`. */
-function serve(socket: tls.TLSSocket, reply: Buffer): void {
-  let pending: Buffer = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-    for (;;) {
-      const end = pending.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const length = /content-length:\s*(\d+)/i.exec(pending.toString('latin1', 0, end))?.[1];
-      const total = end + 4 + Number(length ?? 0);
-      if (pending.length < total) return;
-      pending = pending.subarray(total);
-      socket.write(reply);
-    }
-  });
-  socket.on('error', () => undefined);
+/**
+ * The device's HTTP side, as a simulated device's (simulator/http/server.ts: AMT's headers,
+ * chunked replies, keep-alive) answering every request with a canned envelope, padded so that
+ * a whole reply (head, chunk framing, body) is about `replyBytes`. The head's size is read off
+ * the replies already written (the socket's plaintext bytes minus the body), so the first few
+ * replies may be a few bytes off; the floor reports the bytes it read.
+ */
+function cannedDevice(replyBytes: number): http.Server {
+  let overhead = 260;
+  const host: WsmanHttpHost = {
+    realm: () => 'Digest:00000000000000000000000000000000',
+    lookupHa1: () => undefined,
+    nonces: new NonceStore(Date.now),
+    replyDelayMs: () => 0,
+    serverHeader: () => 'Intel(R) Active Management Technology 11.8.50',
+    maxBodyBytes: 256 * 1024,
+    handle: (_body, _user, socket) => {
+      const xml = OPEN + ' '.repeat(Math.max(0, replyBytes - overhead - OPEN.length - CLOSE.length)) + CLOSE;
+      const before = socket.bytesWritten;
+      setImmediate(() => (overhead = Math.max(0, socket.bytesWritten - before - xml.length)));
+      return Promise.resolve({ kind: 'reply', status: 200, xml, close: false });
+    },
+    onError: () => undefined,
+  };
+  return http.createServer({ keepAliveTimeout: 60_000 }, createWsmanRequestHandler(host));
 }
 
 function listen(server: tls.Server): Promise<number> {
@@ -77,7 +81,11 @@ function listen(server: tls.Server): Promise<number> {
 
 if (process.send !== undefined) {
   process.once('message', (config: FloorTlsServerConfig) => {
-    const reply = cannedReply(config.replyBytes);
+    const device = cannedDevice(config.replyBytes);
+    const serve = (socket: tls.TLSSocket): void => {
+      socket.on('error', () => undefined);
+      device.emit('connection', socket);
+    };
     const { minVersion, maxVersion } = config;
     const secureOptions = constants.SSL_OP_NO_TICKET;
     const keys = new Map(config.psks.map(([pid, pps]) => [pid, Buffer.from(pps, 'ascii')]));
@@ -89,7 +97,7 @@ if (process.send !== undefined) {
         secureOptions,
         pskCallback: (_socket, identity) => keys.get(identity) ?? null,
       },
-      (socket) => serve(socket, reply),
+      serve,
     );
     const cert =
       config.keyPem === undefined || config.certPem === undefined
@@ -103,7 +111,7 @@ if (process.send !== undefined) {
               secureOptions,
               ...(minVersion !== 'TLSv1.2' ? { ciphers: 'DEFAULT:@SECLEVEL=0' } : {}),
             },
-            (socket) => serve(socket, reply),
+            serve,
           );
     void Promise.all([listen(psk), cert === undefined ? 0 : listen(cert)]).then(([pskPort, certPort]) => {
       const ports: FloorTlsServerPorts = { pskPort, certPort };
