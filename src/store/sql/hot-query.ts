@@ -1,6 +1,6 @@
 import { CompiledQuery, type Compilable, type QueryResult } from 'kysely';
 import { ScsError } from '../../errors.ts';
-import type { SqlContext } from './sql-store.ts';
+import type { HotStatement, SqlContext, SqlEngine } from './sql-store.ts';
 
 /**
  * Hot statements compiled once (docs/performance.md, "Provisioning hot path"). Building a query
@@ -27,9 +27,12 @@ interface Compiled {
   readonly sql: string;
   /** Per parameter: the index of the argument bound there, or a constant compiled in. */
   readonly params: readonly (number | { readonly value: unknown })[];
+  /** Prepared on the engine's connection at the first run in a SQLite write transaction (SqlEngine.prepareHot). */
+  prepared?: HotStatement;
 }
 
-const compiled = new Map<string, Compiled>();
+/** Per engine instance (each open store has its own connection to prepare on), per key. */
+const compiledByEngine = new WeakMap<SqlEngine, Map<string, Compiled>>();
 
 function compile(query: Compilable, key: string, arity: number): Compiled {
   const c = query.compile();
@@ -59,16 +62,31 @@ export function runHot<R>(
   args: readonly unknown[],
   build: () => Compilable<R>,
 ): Promise<QueryResult<R>> {
-  const cacheKey = `${ctx.engine.name}:${key}`;
-  let c = compiled.get(cacheKey);
+  const engine = ctx.engine;
+  let byKey = compiledByEngine.get(engine);
+  if (byKey === undefined) compiledByEngine.set(engine, (byKey = new Map<string, Compiled>()));
+  let c = byKey.get(key);
   if (c === undefined) {
     c = compile(build(), key, args.length);
-    compiled.set(cacheKey, c);
+    byKey.set(key, c);
   }
   const params = c.params.map((p) => (typeof p === 'number' ? args[p] : p.value));
-  // Inside a SQLite write transaction, straight on its connection (sql-store.ts, Context.conn).
+  // Inside a SQLite write transaction, straight on its connection (sql-store.ts, Context.conn),
+  // as a statement prepared once: the transaction holds SQLite's one connection, and
+  // better-sqlite3 runs each statement to completion synchronously, so it is one of this
+  // transaction's statements, in the order issued.
   const conn = ctx.conn;
-  if (conn !== undefined) return conn.executeQuery<R>(CompiledQuery.raw(c.sql, params));
+  if (conn !== undefined) {
+    if (engine.prepareHot !== undefined) {
+      const prepareHot = engine.prepareHot;
+      const compiled = c;
+      // A driver error rejects the promise, as from kysely's connection (never a synchronous throw).
+      return new Promise((resolve) =>
+        resolve((compiled.prepared ??= prepareHot(compiled.sql)).run(params) as QueryResult<R>),
+      );
+    }
+    return conn.executeQuery<R>(CompiledQuery.raw(c.sql, params));
+  }
   return ctx.q.executeQuery<R>(CompiledQuery.raw(c.sql, params));
 }
 

@@ -1,4 +1,4 @@
-import { sql, type DatabaseConnection, type Kysely, type Selectable } from 'kysely';
+import { sql, type DatabaseConnection, type Kysely, type QueryResult, type Selectable } from 'kysely';
 import type { SecretBox } from '../../crypto/envelope.ts';
 import { isScsError, ScsError } from '../../errors.ts';
 import { formatPid, type Pid } from '../../psk/pid.ts';
@@ -79,8 +79,19 @@ export interface SqlEngine {
    * psk-pages.ts has already checked (src/store/lifecycle.ts).
    */
   readonly movePskPage?: (move: PskPageMove) => number;
+  /**
+   * Optional: `sql` prepared once on the engine's one connection, for hot statements run
+   * inside a write transaction (hot-query.ts). SQLite only: the transaction holds that
+   * connection, and each statement runs to completion synchronously.
+   */
+  readonly prepareHot?: (sql: string) => HotStatement;
   /** Releases the connection(s) after the Kysely instance is destroyed. */
   readonly close?: () => Promise<void>;
+}
+
+/** A statement prepared by SqlEngine.prepareHot: its result as kysely's driver gives it. */
+export interface HotStatement {
+  run(params: readonly unknown[]): QueryResult<unknown>;
 }
 
 /** One page's state change (SqlEngine.movePskPage). */

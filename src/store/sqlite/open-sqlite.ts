@@ -148,6 +148,18 @@ function sqliteEngine(raw: Database.Database, onClose: () => void): SqlEngine {
   return {
     name: 'sqlite',
     lockRows: false,
+    // The same calls and results as kysely's SqliteConnection.executeQuery, without a compiled
+    // query object, the statement cache lookup and kysely's connection per statement.
+    prepareHot(sql) {
+      const stmt = raw.prepare(sql);
+      if (stmt.reader) return { run: (params) => ({ rows: stmt.all(params) }) };
+      return {
+        run(params) {
+          const { changes, lastInsertRowid } = stmt.run(params);
+          return { rows: [], numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid) };
+        },
+      };
+    },
     stagePsks: () => sqliteStage(raw),
     movePskPage,
     close: () => {
