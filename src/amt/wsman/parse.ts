@@ -36,7 +36,9 @@ export function parseWsman(xml: string | Buffer, maxBytes = DEFAULT_MAX_REPLY_BY
   if (size > maxBytes) throw malformedReply(`${size} bytes is over the ${maxBytes}-byte bound`, { bytes: size });
   const source = typeof xml === 'string' ? xml : xml.toString('utf8');
   // No DTDs at all: they are the door to entity expansion and external entities (XXE).
-  if (/<!\s*(DOCTYPE|ENTITY)/i.test(source)) throw malformedReply('it carries a DOCTYPE or ENTITY declaration');
+  // (The plain search first: replies carry no `<!` at all, and it is cheaper than the regex.)
+  if (source.includes('<!') && /<!\s*(DOCTYPE|ENTITY)/i.test(source))
+    throw malformedReply('it carries a DOCTYPE or ENTITY declaration');
   let doc: XmlValue;
   try {
     doc = parseXmlTree(source);

@@ -91,6 +91,16 @@ describe('XML reader: refusals', () => {
     syntaxError('<a', /unterminated start tag/);
   });
 
+  it('matches end tags in place: white space before ">" (XML S only), prefix and local name both', () => {
+    assert.deepEqual(plain(parseXmlTree('<p:a><p:b>1</p:b \t\r\n></p:a >')), { a: { b: '1' } });
+    syntaxError('<a>x</a\u00a0>', /end tag <\/a\u00a0> does not close <a>/);
+    syntaxError('<a><b></bc></a>', /end tag <\/bc> does not close <b>/);
+    syntaxError('<p:a></q:a>', /end tag <\/q:a> does not close <p:a>/);
+    syntaxError('<a:x></a:x y>', /does not close <a:x>/);
+    syntaxError('<a></a', /unterminated end tag/);
+    syntaxError('</a>', /does not close <\(nothing\)>/);
+  });
+
   it('bounds nesting depth', () => {
     const deep = '<a>'.repeat(70) + '</a>'.repeat(70);
     syntaxError(deep, /nested deeper than 64/);

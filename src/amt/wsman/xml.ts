@@ -29,8 +29,12 @@ export const TEXT_KEY = '#text';
 const DEFAULT_MAX_DEPTH = 64;
 
 interface Frame {
-  /** Qualified name as written, to match the end tag. */
-  readonly qname: string;
+  /**
+   * Where the qualified name is written in the source ([nameAt, nameEnd)): the end tag is matched
+   * against the source there, so no string is cut for the qualified name at all.
+   */
+  readonly nameAt: number;
+  readonly nameEnd: number;
   readonly local: string;
   /** Attributes and child elements; created on first use. */
   content: XmlTreeObject | undefined;
@@ -44,14 +48,22 @@ const BANG = 0x21; // !
 const EQUALS = 0x3d; // =
 const DQUOTE = 0x22;
 const SQUOTE = 0x27;
+const LT = 0x3c; // <
+const COLON = 0x3a; // :
 
 function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
 }
 
-function localName(qname: string): string {
-  const colon = qname.indexOf(':');
-  return colon < 0 ? qname : qname.slice(colon + 1);
+function qnameOf(s: string, frame: Frame): string {
+  return s.slice(frame.nameAt, frame.nameEnd);
+}
+
+/** The index after `frame`'s qualified name when `s` repeats it at `at`, else -1. */
+function sameNameAt(s: string, at: number, frame: Frame): number {
+  const prefix = frame.nameEnd - frame.nameAt - frame.local.length;
+  for (let q = 0; q < prefix; q++) if (s.charCodeAt(at + q) !== s.charCodeAt(frame.nameAt + q)) return -1;
+  return s.startsWith(frame.local, at + prefix) ? frame.nameEnd - frame.nameAt + at : -1;
 }
 
 function newObject(): XmlTreeObject {
@@ -86,15 +98,22 @@ export function parseXmlTree(source: string, maxDepth = DEFAULT_MAX_DEPTH): XmlT
     const c = s.charCodeAt(lt + 1);
 
     if (c === SLASH) {
-      const gt = s.indexOf('>', lt + 2);
-      if (gt < 0) throw new XmlSyntaxError('unterminated end tag', lt);
-      const qname = s.slice(lt + 2, gt).trimEnd();
+      // `</` qname S? `>` (XML 1.0 §3.1, ETag), compared in place.
       const frame = stack.pop();
-      if (frame === undefined || frame.qname !== qname) {
-        throw new XmlSyntaxError(`end tag </${qname}> does not close <${frame?.qname ?? '(nothing)'}>`, lt);
+      let k = frame === undefined ? -1 : sameNameAt(s, lt + 2, frame);
+      if (k >= 0) {
+        while (k < n && isSpace(s.charCodeAt(k))) k++;
+        if (s.charCodeAt(k) !== GT) k = -1;
+      }
+      if (frame === undefined || k < 0) {
+        const gt = s.indexOf('>', lt + 2);
+        if (gt < 0) throw new XmlSyntaxError('unterminated end tag', lt);
+        const qname = s.slice(lt + 2, gt);
+        const open = frame === undefined ? '(nothing)' : qnameOf(s, frame);
+        throw new XmlSyntaxError(`end tag </${qname}> does not close <${open}>`, lt);
       }
       close(st, frame);
-      i = gt + 1;
+      i = k + 1;
       continue;
     }
 
@@ -126,50 +145,68 @@ export function parseXmlTree(source: string, maxDepth = DEFAULT_MAX_DEPTH): XmlT
     }
 
     // A start tag: name, then attributes, then '>' or '/>'.
+    // Only the local name is cut out of the source (names are matched by local name).
     let j = lt + 1;
+    let colon = -1;
     while (j < n) {
       const d = s.charCodeAt(j);
       if (isSpace(d) || d === GT || d === SLASH) break;
+      if (d === LT || d === EQUALS) throw new XmlSyntaxError('bad element name', lt);
+      if (d === COLON && colon < 0) colon = j;
       j++;
     }
-    const qname = s.slice(lt + 1, j);
-    if (qname === '' || qname.includes('<') || qname.includes('=')) throw new XmlSyntaxError('bad element name', lt);
-    const frame: Frame = { qname, local: localName(qname), content: undefined, text: '' };
+    if (j === lt + 1) throw new XmlSyntaxError('bad element name', lt);
+    const frame: Frame = {
+      nameAt: lt + 1,
+      nameEnd: j,
+      local: s.slice(colon < 0 ? lt + 1 : colon + 1, j),
+      content: undefined,
+      text: '',
+    };
     let selfClosing = false;
     for (;;) {
       while (j < n && isSpace(s.charCodeAt(j))) j++;
-      if (j >= n) throw new XmlSyntaxError(`unterminated start tag <${qname}>`, lt);
+      if (j >= n) throw new XmlSyntaxError(`unterminated start tag <${qnameOf(s, frame)}>`, lt);
       const d = s.charCodeAt(j);
       if (d === GT) {
         j++;
         break;
       }
       if (d === SLASH) {
-        if (s.charCodeAt(j + 1) !== GT) throw new XmlSyntaxError(`stray "/" in <${qname}>`, j);
+        if (s.charCodeAt(j + 1) !== GT) throw new XmlSyntaxError(`stray "/" in <${qnameOf(s, frame)}>`, j);
         selfClosing = true;
         j += 2;
         break;
       }
       const nameStart = j;
+      let attrColon = -1;
       while (j < n) {
         const e = s.charCodeAt(j);
         if (e === EQUALS || isSpace(e) || e === GT || e === SLASH) break;
+        if (e === COLON && attrColon < 0) attrColon = j;
         j++;
       }
-      const attr = s.slice(nameStart, j);
+      const nameEnd = j;
       while (j < n && isSpace(s.charCodeAt(j))) j++;
-      if (attr === '' || s.charCodeAt(j) !== EQUALS)
-        throw new XmlSyntaxError(`attribute without a value in <${qname}>`, j);
+      if (nameEnd === nameStart || s.charCodeAt(j) !== EQUALS)
+        throw new XmlSyntaxError(`attribute without a value in <${qnameOf(s, frame)}>`, j);
       j++;
       while (j < n && isSpace(s.charCodeAt(j))) j++;
       const quote = s.charCodeAt(j);
-      if (quote !== DQUOTE && quote !== SQUOTE) throw new XmlSyntaxError(`unquoted attribute value in <${qname}>`, j);
+      if (quote !== DQUOTE && quote !== SQUOTE)
+        throw new XmlSyntaxError(`unquoted attribute value in <${qnameOf(s, frame)}>`, j);
       const valueEnd = s.indexOf(quote === DQUOTE ? '"' : "'", j + 1);
-      if (valueEnd < 0) throw new XmlSyntaxError(`unterminated attribute value in <${qname}>`, j);
-      // Namespace declarations are not data: names are matched by local name.
-      if (attr !== 'xmlns' && !attr.startsWith('xmlns:')) {
+      if (valueEnd < 0) throw new XmlSyntaxError(`unterminated attribute value in <${qnameOf(s, frame)}>`, j);
+      // Namespace declarations (`xmlns`, `xmlns:p`) are not data: names are matched by local
+      // name. Recognised in place, so the envelope's many declarations cut no strings.
+      const declaration =
+        s.startsWith('xmlns', nameStart) && (nameEnd === nameStart + 5 || attrColon === nameStart + 5);
+      if (!declaration) {
         frame.content ??= newObject();
-        frame.content[ATTRIBUTE_PREFIX + localName(attr)] = s.slice(j + 1, valueEnd);
+        frame.content[ATTRIBUTE_PREFIX + s.slice(attrColon < 0 ? nameStart : attrColon + 1, nameEnd)] = s.slice(
+          j + 1,
+          valueEnd,
+        );
       }
       j = valueEnd + 1;
     }
@@ -183,7 +220,8 @@ export function parseXmlTree(source: string, maxDepth = DEFAULT_MAX_DEPTH): XmlT
     }
   }
 
-  if (stack.length > 0) throw new XmlSyntaxError(`<${stack[stack.length - 1]?.qname ?? ''}> is never closed`, n);
+  const unclosed = stack[stack.length - 1];
+  if (unclosed !== undefined) throw new XmlSyntaxError(`<${qnameOf(s, unclosed)}> is never closed`, n);
   if (!st.rootSeen) throw new XmlSyntaxError('no root element', n);
   return root;
 }
