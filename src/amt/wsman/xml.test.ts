@@ -115,6 +115,16 @@ describe('XML reader: refusals', () => {
     assert.equal(r.c, 'a&amp;amp;<b>'); // '&' escaped so that decoding on read gives back 'a&amp;<b>'
   });
 
+  it('inherits no names: constructor, toString and hasOwnProperty are elements like any other', () => {
+    const tree = parseXmlTree('<r><constructor>x</constructor><toString>1</toString><toString>2</toString></r>');
+    const at = (o: unknown, name: string): unknown => (o as Record<string, unknown>)[name];
+    // A plain {} would have found Object.prototype.constructor and made an array of it and 'x'.
+    assert.equal(at(tree.r, 'constructor'), 'x');
+    assert.deepEqual(at(tree.r, 'toString'), ['1', '2']);
+    assert.equal(at(tree.r, 'hasOwnProperty'), undefined);
+    assert.equal(at(parseXmlTree('<r a="1"/>').r, 'valueOf'), undefined);
+  });
+
   it('throws nothing but XmlSyntaxError on random input', () => {
     const alphabet = fc.constantFrom(
       '<',

@@ -66,8 +66,19 @@ function sameNameAt(s: string, at: number, frame: Frame): number {
   return s.startsWith(frame.local, at + prefix) ? frame.nameEnd - frame.nameAt + at : -1;
 }
 
+/**
+ * Tree objects inherit from one frozen, empty, prototype-less object: no name a document uses
+ * (`__proto__`, `constructor`, `toString`) finds anything but its own property, as with
+ * Object.create(null), but V8 keeps them in fast mode with shared shapes, where
+ * Object.create(null) makes every object a hash table.
+ */
+const EMPTY_PROTOTYPE: object = Object.freeze(Object.create(null) as object);
+function TreeObject(): void {}
+TreeObject.prototype = EMPTY_PROTOTYPE;
+const TreeObjectClass = TreeObject as unknown as new () => XmlTreeObject;
+
 function newObject(): XmlTreeObject {
-  return Object.create(null) as XmlTreeObject;
+  return new TreeObjectClass();
 }
 
 function put(target: XmlTreeObject, key: string, value: XmlTreeValue): void {
