@@ -84,8 +84,14 @@ const ESCAPES: Readonly<Record<string, string>> = {
 // eslint-disable-next-line no-control-regex
 const NOT_XML = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
 
+/** Anything xmlEscape has to look at: a character XML cannot carry, or one to escape. */
+// eslint-disable-next-line no-control-regex
+const NOT_PLAIN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF&<>"']/;
+
 /** Escapes a value for element text or an attribute; refuses characters XML cannot carry. */
 export function xmlEscape(value: string): string {
+  // Most values (URIs, names, numbers, base64) need nothing: one scan instead of two.
+  if (!NOT_PLAIN.test(value)) return value;
   const bad = NOT_XML.exec(value);
   if (bad) {
     // The value may be a password: name the character, never the value.
