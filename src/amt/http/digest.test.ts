@@ -174,6 +174,9 @@ describe('Digest challenge parsing', () => {
     assert.deepEqual(c.qop, ['auth']);
     assert.equal(c.algorithm, 'MD5');
     assert.equal(c.stale, true);
+    // A plain quoted value before an escaped one, and an escaped backslash at a value's end.
+    const d = parseDigestChallenge('Digest realm="plain", nonce="a\\"b", opaque="x\\\\"');
+    assert.deepEqual([d.realm, d.nonce, d.opaque], ['plain', 'a"b', 'x\\']);
   });
 
   it('reads a qop list and finds Digest among several challenges or header lines', () => {

@@ -22,6 +22,14 @@ export interface DigestChallenge {
 }
 
 const TOKEN = /[!#$%&'*+\-.^_`|~0-9A-Za-z]+/y;
+const SPACE = /\s*/y;
+
+/** The index after the white space at `at`: one sticky regex per gap, not one per character. */
+function skipSpace(value: string, at: number): number {
+  SPACE.lastIndex = at;
+  SPACE.test(value);
+  return SPACE.lastIndex;
+}
 
 function malformed(why: string, header: string): ScsError {
   return new ScsError('SCS_AMT_HTTP', `malformed WWW-Authenticate Digest challenge: ${why}`, {
@@ -41,30 +49,30 @@ export function parseDigestChallenge(header: string | readonly string[]): Digest
   const start = /(^|,)\s*digest(\s+|$)/i.exec(value);
   const params = new Map<string, string>();
   let i = (start?.index ?? 0) + (start?.[0].length ?? 0);
-  const skipSpace = (): void => {
-    while (i < value.length && /[\s]/.test(value.charAt(i))) i++;
-  };
   for (;;) {
-    skipSpace();
+    i = skipSpace(value, i);
     while (value.charAt(i) === ',') {
-      i++;
-      skipSpace();
+      i = skipSpace(value, i + 1);
     }
     if (i >= value.length) break;
     TOKEN.lastIndex = i;
     const name = TOKEN.exec(value)?.[0];
     if (name === undefined) throw malformed(`unexpected "${value.charAt(i)}" at ${i}`, value);
-    i += name.length;
-    skipSpace();
+    i = skipSpace(value, i + name.length);
     if (value.charAt(i) !== '=') {
       // A bare token after a comma starts the next challenge scheme (RFC 7235 §4.1): stop here.
       if (params.size > 0) break;
       throw malformed(`parameter "${name}" has no value`, value);
     }
-    i++;
-    skipSpace();
+    i = skipSpace(value, i + 1);
     let v: string;
-    if (value.charAt(i) === '"') {
+    const close = value.charAt(i) === '"' ? value.indexOf('"', i + 1) : -1;
+    const backslash = close < 0 ? -1 : value.indexOf('\\', i + 1);
+    if (close >= 0 && (backslash < 0 || backslash > close)) {
+      // A quoted value without escapes (AMT's always): as written.
+      v = value.slice(i + 1, close);
+      i = close + 1;
+    } else if (value.charAt(i) === '"') {
       i++;
       let out = '';
       for (;;) {
@@ -281,12 +289,13 @@ export class DigestSession {
     const { hash, ha2 } = fixed;
     if (challenge.qop.length === 0) {
       const key = fixed.sess ? h(hash, `${ha1.value}:${challenge.nonce}:${cnonce()}`) : ha1.value;
-      return `${fixed.head}, response=${quote(h(hash, `${key}:${challenge.nonce}:${ha2}`))}${fixed.tail}`; // RFC 2069
+      // The response and cnonce are hex: quoted as they are (quote() would find nothing to escape).
+      return `${fixed.head}, response="${h(hash, `${key}:${challenge.nonce}:${ha2}`)}"${fixed.tail}`; // RFC 2069
     }
     const cn = cnonce();
     const nc = formatNc(this.#nc);
     const key = fixed.sess ? h(hash, `${ha1.value}:${challenge.nonce}:${cn}`) : ha1.value;
     const response = h(hash, `${key}:${challenge.nonce}:${nc}:${cn}:auth:${ha2}`);
-    return `${fixed.head}, response=${quote(response)}, qop=auth, nc=${nc}, cnonce=${quote(cn)}${fixed.tail}`;
+    return `${fixed.head}, response="${response}", qop=auth, nc=${nc}, cnonce="${cn}"${fixed.tail}`;
   }
 }
