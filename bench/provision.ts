@@ -11,7 +11,7 @@
  * (`--no-identify-floor` skips it). Prints one JSON object.
  *
  *   node --import tsx bench/provision.ts [--devices 1000] [--rounds 1] [--max-jobs 256] [--per-worker 500]
- *     [--log-level warn] [--tls on|off] [--no-identify-floor]
+ *     [--log-level warn] [--tls on|off] [--time-factor 1] [--no-identify-floor]
  *     [--profile server.cpuprofile] [--profile-floor floor.cpuprofile]
  *   node --import tsx bench/provision.ts --db postgres://postgres@127.0.0.1/postgres [--nodes 2] [--devices 300]
  *     (servers as child processes: SQLite 1 node, PostgreSQL 1 node and K nodes side by side; bench/provision-nodes.ts)
@@ -88,8 +88,14 @@ const PER_WORKER = Number(arg('per-worker', '500'));
 const LOG_LEVEL = arg('log-level', 'warn') as LogLevel;
 const TLS = arg('tls', 'on') === 'on';
 const MEBX = 'P@ssw0rd';
-/** Hellos 1.2 s apart at first (12 s x 0.1): a refused first hello comes back quickly. */
-const TIME_FACTOR = 0.1;
+/**
+ * The devices' hello schedule (protocol.md §1d: 12 s apart at first) scaled by this. 1, as
+ * devices send them: a device waiting in the queue says hello again every 12 s, and each
+ * hello is a connection the server takes and drops as a duplicate. At 0.1 (before 2026-11-29)
+ * a waiting device said hello ten times as often as a real one (5.2 hello connections per
+ * device instead of 1.2 at 1,000 devices).
+ */
+const TIME_FACTOR = Number(arg('time-factor', '1'));
 
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
@@ -195,6 +201,7 @@ async function serverPhase(): Promise<
     connectionsPerDevice: number;
     requestsPerDevice: number;
     bytesPerDevice: { sent: number; received: number };
+    hellosPerDevice: number;
   }
 > {
   const dir = mkdtempSync(path.join(tmpdir(), 'scs-bench-'));
@@ -267,6 +274,7 @@ async function serverPhase(): Promise<
   const peakRssMb = rss.stop();
   const gcMs = gc.stop();
   const stats = runner.stats();
+  const hellos = listener.counters().connections;
   await listener.close();
   await runner.stop({ graceMs: 0 });
   await fleet.stop();
@@ -290,6 +298,7 @@ async function serverPhase(): Promise<
     connectionsPerDevice: Math.round((stats.connections / N) * 100) / 100,
     requestsPerDevice: Math.round(((stats.exchanges + stats.challenges) / N) * 100) / 100,
     bytesPerDevice: { sent: Math.round(stats.bytesSent / N), received: Math.round(stats.bytesReceived / N) },
+    hellosPerDevice: Math.round((hellos / N) * 100) / 100,
   };
 }
 
@@ -363,7 +372,9 @@ function paddedRequestBody(host: string, bytes: number): Buffer {
  * decoded and deduped; the same concurrency cap. No store, no WS-Man logic, no Digest, no CA
  * work per device.
  */
-async function floorPhase(shape: FloorShape): Promise<Phase & { bytesPerDevice: { sent: number; received: number } }> {
+async function floorPhase(
+  shape: FloorShape,
+): Promise<Phase & { bytesPerDevice: { sent: number; received: number }; hellosPerDevice: number }> {
   const tlsPort = 20_000 + randomInt(40_000);
   const helloPort = await freePort();
   const psks = pairs(N);
@@ -398,6 +409,7 @@ async function floorPhase(shape: FloorShape): Promise<Phase & { bytesPerDevice: 
   let running = 0;
   let finished = 0;
   let started = 0;
+  let hellos = 0;
   let sent = 0;
   let received = 0;
   let resolveDone: () => void = () => undefined;
@@ -471,6 +483,7 @@ async function floorPhase(shape: FloorShape): Promise<Phase & { bytesPerDevice: 
       socket.destroy();
       try {
         const hello = decodeHello(Buffer.concat(chunks));
+        hellos++;
         if (hello.version !== 2 || seen.has(hello.uuid)) return;
         seen.add(hello.uuid);
         firstHello ??= performance.now();
@@ -504,6 +517,7 @@ async function floorPhase(shape: FloorShape): Promise<Phase & { bytesPerDevice: 
     gcMsPerDevice: Math.round((gcMs / N) * 100) / 100,
     peakRssMb,
     bytesPerDevice: { sent: Math.round(sent / N), received: Math.round(received / N) },
+    hellosPerDevice: Math.round((hellos / N) * 100) / 100,
   };
 }
 
