@@ -3,7 +3,7 @@ import { ScsError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Secret } from '../secret.ts';
 import { abortError } from './abort.ts';
-import { createDigestClient, type PostOptions } from './http/digest-client.ts';
+import { createDigestClient, type DigestClient, type PostOptions } from './http/digest-client.ts';
 import { header, type HttpResponse } from './http/response.ts';
 import type { HttpTransport } from './http/transport.ts';
 import { buildEnvelope, FAULT_ACTION, type WsmanRequest } from './wsman/envelope.ts';
@@ -73,72 +73,12 @@ export function createAmtClient(options: AmtClientOptions): AmtClient {
   const digest = createDigestClient({ transport, username: options.username, password: options.password });
   /** Debug lines are built only when they are written (a call's log object is otherwise garbage). */
   const debug = log?.isLevelEnabled('debug') === true;
-  let exchanges = 0;
-
-  async function exchange(request: WsmanRequest, bound: CallBound): Promise<WsmanReply> {
-    const messageId = `uuid:${randomUUID()}`;
-    const action = request.kind === 'call' ? request.action : 'Identify';
-    const body = Buffer.from(buildEnvelope(request, messageId), 'utf8');
-    exchanges++;
-    const idempotent = request.kind === 'identify' || request.idempotent;
-    // Two plain literals rather than a conditional spread: V8 clones a spread object on a slow
-    // path, and this runs for every request of every device.
-    const postOptions: PostOptions =
-      bound.signal === undefined
-        ? { timeoutMs: options.callTimeoutMs, deadline: bound.deadline, timeoutError: bound.timeoutError, idempotent }
-        : {
-            signal: bound.signal,
-            timeoutMs: options.callTimeoutMs,
-            deadline: bound.deadline,
-            timeoutError: bound.timeoutError,
-            idempotent,
-          };
-    const response = await digest.post(WSMAN_PATH, SOAP_CONTENT_TYPE, body, postOptions);
-    return interpret(response, request, action, messageId);
-  }
-
-  function interpret(response: HttpResponse, request: WsmanRequest, action: string, messageId: string): WsmanReply {
-    const { status } = response;
-    // AMT answers faults with 400/500 and a SOAP body (§5); anything else non-200 is an HTTP problem.
-    if (status !== 200) {
-      const looksXml = response.body.length > 0 && /xml/i.test(header(response, 'content-type') ?? 'xml');
-      if (!((status === 400 || status === 500) && looksXml)) {
-        throw new ScsError(
-          'SCS_AMT_HTTP',
-          `the device answered ${action} with HTTP ${status} ${response.reason}`.trim(),
-          {
-            details: { status, action },
-          },
-        );
-      }
-    }
-    const reply = parseWsman(response.body, maxReplyBytes);
-    const fault = readFault(reply);
-    if (fault) throw faultError(fault, { action, httpStatus: status });
-    if (status !== 200) {
-      throw new ScsError('SCS_AMT_HTTP', `the device answered ${action} with HTTP ${status} and no fault`, {
-        details: { status, action },
-      });
-    }
-    if (reply.relatesTo !== undefined && reply.relatesTo !== messageId) {
-      throw malformedReply(`RelatesTo ${reply.relatesTo} does not answer MessageID ${messageId}`, {
-        relatesTo: reply.relatesTo,
-        messageId,
-      });
-    }
-    if (request.kind === 'call' && reply.action !== undefined) {
-      const expected = `${request.action}Response`;
-      if (reply.action !== expected && reply.action !== FAULT_ACTION) {
-        throw malformedReply(`reply Action ${reply.action}, expected ${expected}`, { action: reply.action, expected });
-      }
-    }
-    return reply;
-  }
+  const session: Session = { digest, callTimeoutMs: options.callTimeoutMs, maxReplyBytes, exchanges: 0 };
 
   return {
     stats() {
       return {
-        exchanges,
+        exchanges: session.exchanges,
         challenges: digest.challenges,
         connections: transport.connections,
         bytesSent: transport.bytesSent,
@@ -158,7 +98,7 @@ export function createAmtClient(options: AmtClientOptions): AmtClient {
       if (bound.signal?.aborted) throw abortError(bound.signal);
       const started = debug ? performance.now() : 0;
       try {
-        const result = await operation.run((request) => exchange(request, bound));
+        const result = await operation.run((request) => exchange(session, request, bound));
         if (debug)
           log?.debug({ operation: operation.name, ms: Math.round(performance.now() - started) }, 'AMT call done');
         return result;
@@ -176,6 +116,84 @@ export function createAmtClient(options: AmtClientOptions): AmtClient {
       transport.close();
     },
   };
+}
+
+/**
+ * What one client's requests share. exchange() and interpret() live at module level and take
+ * it: written inside createAmtClient, tsx (esbuild keepNames) would name both with a
+ * defineProperty for every client made, i.e. every connection.
+ */
+interface Session {
+  readonly digest: DigestClient;
+  readonly callTimeoutMs: number;
+  readonly maxReplyBytes: number;
+  exchanges: number;
+}
+
+async function exchange(session: Session, request: WsmanRequest, bound: CallBound): Promise<WsmanReply> {
+  const messageId = `uuid:${randomUUID()}`;
+  const action = request.kind === 'call' ? request.action : 'Identify';
+  const body = Buffer.from(buildEnvelope(request, messageId), 'utf8');
+  session.exchanges++;
+  const idempotent = request.kind === 'identify' || request.idempotent;
+  // Two plain literals rather than a conditional spread: V8 clones a spread object on a slow
+  // path, and this runs for every request of every device.
+  const postOptions: PostOptions =
+    bound.signal === undefined
+      ? { timeoutMs: session.callTimeoutMs, deadline: bound.deadline, timeoutError: bound.timeoutError, idempotent }
+      : {
+          signal: bound.signal,
+          timeoutMs: session.callTimeoutMs,
+          deadline: bound.deadline,
+          timeoutError: bound.timeoutError,
+          idempotent,
+        };
+  const response = await session.digest.post(WSMAN_PATH, SOAP_CONTENT_TYPE, body, postOptions);
+  return interpret(response, request, action, messageId, session.maxReplyBytes);
+}
+
+function interpret(
+  response: HttpResponse,
+  request: WsmanRequest,
+  action: string,
+  messageId: string,
+  maxReplyBytes: number,
+): WsmanReply {
+  const { status } = response;
+  // AMT answers faults with 400/500 and a SOAP body (§5); anything else non-200 is an HTTP problem.
+  if (status !== 200) {
+    const looksXml = response.body.length > 0 && /xml/i.test(header(response, 'content-type') ?? 'xml');
+    if (!((status === 400 || status === 500) && looksXml)) {
+      throw new ScsError(
+        'SCS_AMT_HTTP',
+        `the device answered ${action} with HTTP ${status} ${response.reason}`.trim(),
+        {
+          details: { status, action },
+        },
+      );
+    }
+  }
+  const reply = parseWsman(response.body, maxReplyBytes);
+  const fault = readFault(reply);
+  if (fault) throw faultError(fault, { action, httpStatus: status });
+  if (status !== 200) {
+    throw new ScsError('SCS_AMT_HTTP', `the device answered ${action} with HTTP ${status} and no fault`, {
+      details: { status, action },
+    });
+  }
+  if (reply.relatesTo !== undefined && reply.relatesTo !== messageId) {
+    throw malformedReply(`RelatesTo ${reply.relatesTo} does not answer MessageID ${messageId}`, {
+      relatesTo: reply.relatesTo,
+      messageId,
+    });
+  }
+  if (request.kind === 'call' && reply.action !== undefined) {
+    const expected = `${request.action}Response`;
+    if (reply.action !== expected && reply.action !== FAULT_ACTION) {
+      throw malformedReply(`reply Action ${reply.action}, expected ${expected}`, { action: reply.action, expected });
+    }
+  }
+  return reply;
 }
 
 /**

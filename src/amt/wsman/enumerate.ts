@@ -38,7 +38,7 @@ export function pullCall(className: string, context: string): WsmanCall {
 export function enumerate<T>(className: string, parseItem: (node: XmlValue) => T): Operation<T[]> {
   return {
     name: `${className}.Enumerate`,
-    run: async (exchange) => {
+    async run(exchange) {
       const first = await exchange(enumerateCall(className));
       let context = requireText(
         requireChild(first.body, 'EnumerateResponse', 'reply Body'),

@@ -30,7 +30,7 @@ export function enumerateSoftwareIdentity(): Operation<SoftwareInventory> {
   const inner = enumerate(SOFTWARE_IDENTITY, item);
   return {
     name: inner.name,
-    run: async (exchange) => {
+    async run(exchange) {
       const items = await inner.run(exchange);
       return { items, amtVersion: items.find((i) => i.instanceId === 'AMT')?.versionString };
     },
