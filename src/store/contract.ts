@@ -459,6 +459,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreHar
           detail: { ip: '10.0.0.9' },
         });
         assert.equal(appended.seq, 3);
+        // What append returns is the entry as stored (its time to the millisecond included).
+        assert.deepEqual(appended, (await store.audit.list({ limit: 1 }))[0]);
         const v = await store.audit.verify();
         assert.deepEqual(v, { ok: true, entries: 3, headSeq: 3, headHash: appended.hash });
         const byPid = await store.audit.list({ pid });
@@ -610,10 +612,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreHar
           store.transaction(async (tx) => {
             assert.deepEqual(repos(tx), outer);
             // The repository least used in transactions: it once went missing from them.
-            await tx.tokens.create(
-              { name: 'in-tx', role: 'operator', grants: [], hash: 'a'.repeat(64) },
-              { actor },
-            );
+            await tx.tokens.create({ name: 'in-tx', role: 'operator', grants: [], hash: 'a'.repeat(64) }, { actor });
             throw new Error('boom');
           }),
           /boom/,

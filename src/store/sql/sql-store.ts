@@ -855,8 +855,13 @@ export async function flushAudit(ctx: Context): Promise<void> {
  * fail on the key, never fork the chain. In a transaction opened by write() the rows wait in
  * its AuditBuffer until just before COMMIT (the head stays locked meanwhile, as before).
  */
-export async function appendAudit(ctx: Context, inputs: readonly AuditEntryInput[]): Promise<AuditEntry[]> {
-  if (inputs.length === 0) return [];
+export async function appendAudit(
+  ctx: Context,
+  inputs: readonly AuditEntryInput[],
+  /** Receives the entries as appended (audit.append returns its one); other callers read none back. */
+  out?: AuditEntry[],
+): Promise<void> {
+  if (inputs.length === 0) return;
   if (!ctx.inTx) throw new ScsError('SCS_STORE_FAILED', 'audit append outside a transaction');
   const buffer = ctx.audit;
   let head = buffer?.head;
@@ -871,8 +876,9 @@ export async function appendAudit(ctx: Context, inputs: readonly AuditEntryInput
   let seq = head.seq;
   let prev = head.hash;
   const at = nowIso();
+  // The millisecond `at` was made from (nowIso keeps it): a Date from a number, not parsed back.
+  const atMs = isoMs;
   const rows: AuditLogTable[] = [];
-  const out: AuditEntry[] = [];
   for (const input of inputs) {
     seq++;
     const pids = input.pids ?? [];
@@ -887,18 +893,17 @@ export async function appendAudit(ctx: Context, inputs: readonly AuditEntryInput
       detail: JSON.stringify(detail),
       hash,
     });
-    out.push({ seq, at: new Date(at), actor: input.actor, action: input.action, pids: [...pids], detail, hash });
+    out?.push({ seq, at: new Date(atMs), actor: input.actor, action: input.action, pids: [...pids], detail, hash });
     prev = hash;
   }
   if (buffer !== undefined) {
     buffer.head = { seq, hash: prev };
     for (const r of rows) buffer.rows.push(r);
-    return out;
+    return;
   }
   // 7 columns: 100 rows stay far below every engine's parameter limit.
   for (const part of chunks(rows, 100)) await ctx.q.insertInto('audit_log').values(part).execute();
   await ctx.q.updateTable('audit_head').set({ seq, hash: prev }).where('id', '=', 1).execute();
-  return out;
 }
 
 function toEntry(r: AuditLogTable): AuditEntry {
@@ -921,7 +926,9 @@ class SqlAudit implements AuditLog {
   }
 
   async append(entry: AuditEntryInput): Promise<AuditEntry> {
-    const [e] = await write(this.#ctx, (tx) => appendAudit(tx, [entry]));
+    const out: AuditEntry[] = [];
+    await write(this.#ctx, (tx) => appendAudit(tx, [entry], out));
+    const e = out[0];
     if (e === undefined) throw new ScsError('SCS_STORE_FAILED', 'audit append returned nothing');
     return e;
   }
