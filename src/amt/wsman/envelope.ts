@@ -34,11 +34,30 @@ export const ACTION = {
 
 export const FAULT_ACTION = 'http://schemas.dmtf.org/wbem/wsman/1/wsman/fault';
 
+/**
+ * Strings the request builders make again for every request (resource URIs, method Actions,
+ * header prefixes), kept once made: a string built by `+` is a rope that V8 flattens again,
+ * copying, each time a regex reads it (xmlEscape) or a Map hashes it. The keys are class and
+ * method names from this code, so the tables stay small; still, each is bounded.
+ */
+const MEMO_LIMIT = 512;
+function memo<V>(table: Map<string, V>, key: string, make: () => V): V {
+  const hit = table.get(key);
+  if (hit !== undefined) return hit;
+  const value = make();
+  if (table.size < MEMO_LIMIT) table.set(key, value);
+  return value;
+}
+
+const resourceUris = new Map<string, string>();
+
 export function resourceUri(className: string): string {
-  if (className.startsWith('AMT_')) return AMT_SCHEMA + className;
-  if (className.startsWith('CIM_')) return CIM_SCHEMA + className;
-  if (className.startsWith('IPS_')) return IPS_SCHEMA + className;
-  throw new RangeError(`no schema for class ${className}`);
+  return memo(resourceUris, className, () => {
+    if (className.startsWith('AMT_')) return AMT_SCHEMA + className;
+    if (className.startsWith('CIM_')) return CIM_SCHEMA + className;
+    if (className.startsWith('IPS_')) return IPS_SCHEMA + className;
+    throw new RangeError(`no schema for class ${className}`);
+  });
 }
 
 /** A WS-Addressing endpoint reference to an instance (e.g. a key pair or certificate handle). */
@@ -139,15 +158,27 @@ export function buildEnvelope(request: WsmanRequest, messageId: string): string 
   }
   // No s:mustUnderstand attributes: Intel's own stack (DMT wsman-messages) omits them and real
   // firmware accepts that; fewer variations for a device to parse.
-  let header =
-    `<a:Action>${xmlEscape(request.action)}</a:Action>` +
-    '<a:To>/wsman</a:To>' +
-    `<w:ResourceURI>${xmlEscape(request.resourceUri)}</w:ResourceURI>` +
-    `<a:MessageID>${xmlEscape(messageId)}</a:MessageID>` +
-    `<a:ReplyTo><a:Address>${ANONYMOUS}</a:Address></a:ReplyTo>` +
-    `<w:OperationTimeout>${OPERATION_TIMEOUT}</w:OperationTimeout>`;
+  let header = headerHead(request.action, request.resourceUri) + xmlEscape(messageId) + HEADER_TAIL;
   if (request.selectors && request.selectors.length > 0) header += selectorSetXml(request.selectors);
-  return `${PROLOGUE}<s:Header>${header}</s:Header><s:Body>${request.body}</s:Body></s:Envelope>`;
+  return `${header}</s:Header><s:Body>${request.body}</s:Body></s:Envelope>`;
+}
+
+const HEADER_TAIL =
+  '</a:MessageID>' +
+  `<a:ReplyTo><a:Address>${ANONYMOUS}</a:Address></a:ReplyTo>` +
+  `<w:OperationTimeout>${OPERATION_TIMEOUT}</w:OperationTimeout>`;
+const headerHeads = new Map<string, Map<string, string>>();
+
+/** The document up to the MessageID's value, the same for every request with this Action and ResourceURI. */
+function headerHead(action: string, uri: string): string {
+  const byUri = memo(headerHeads, action, () => new Map<string, string>());
+  return memo(
+    byUri,
+    uri,
+    () =>
+      `${PROLOGUE}<s:Header><a:Action>${xmlEscape(action)}</a:Action><a:To>/wsman</a:To>` +
+      `<w:ResourceURI>${xmlEscape(uri)}</w:ResourceURI><a:MessageID>`,
+  );
 }
 
 /** A property or method parameter value. Arrays repeat the element (CIM arrays). */
@@ -179,7 +210,10 @@ export function methodInput(
   return elementXml(`${method}_INPUT`, resourceUri, params);
 }
 
+const methodActions = new Map<string, Map<string, string>>();
+
 /** The Action of a method call: ResourceURI + '/' + Method (§5). */
 export function methodAction(resourceUri: string, method: string): string {
-  return `${resourceUri}/${method}`;
+  const byMethod = memo(methodActions, resourceUri, () => new Map<string, string>());
+  return memo(byMethod, method, () => `${resourceUri}/${method}`);
 }
