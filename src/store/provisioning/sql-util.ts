@@ -2,9 +2,14 @@ import { ScsError } from '../../errors.ts';
 import { nowIso, toDate, type SqlContext } from '../sql/sql-store.ts';
 import type { Db, ProvisioningDb } from './schema.ts';
 
+/** One per builder: `withTables` makes a new Kysely instance, and the hot path asks ~15 times a job. */
+const withProvisioning = new WeakMap<SqlContext['q'], Db>();
+
 /** The query builder of `ctx` (the store or its open transaction) with the provisioning tables. */
 export function db(ctx: SqlContext): Db {
-  return ctx.q.withTables<ProvisioningDb>();
+  let q = withProvisioning.get(ctx.q);
+  if (q === undefined) withProvisioning.set(ctx.q, (q = ctx.q.withTables<ProvisioningDb>()));
+  return q;
 }
 
 // The store's clock and date reading, shared with the PSK repositories (one millisecond cache).
