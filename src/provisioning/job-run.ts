@@ -228,7 +228,9 @@ async function runStep(deps: JobRunDeps, ctx: Context, name: Exclude<StepName, '
       // CommitChanges is resent only when the device said no (ReturnValue 1 or 2); a lost
       // reply is for verify to judge.
       retryable: name === 'commit' ? (e) => isAmtError(e) && isRetryable(e) : isRetryable,
-      onRetry: (e, attempt, waitMs) => {
+      // A method, not an arrow: tsx (esbuild keepNames) names an arrow made in a property with a
+      // defineProperty call each time, here once per step (JobClients below says the same).
+      onRetry(e, attempt, waitMs) {
         ctx.log.info(
           { step: name, attempt, waitMs, code: isScsError(e) ? e.code : undefined },
           'step failed; retrying',
@@ -252,6 +254,89 @@ async function runStep(deps: JobRunDeps, ctx: Context, name: Exclude<StepName, '
   // Written (job.step entry and step column) with the job's next write: progress.ts.
   ctx.progress.done(name, ms);
   deps.onStep?.(ctx.job, name);
+}
+
+/**
+ * The AMT clients of one job (ClientFactory), each adding its counters to the runner's when it
+ * closes. A class, and methods in the tracked client: tsx (esbuild keepNames) names every arrow
+ * function made in an object property with a defineProperty call, each time one is made.
+ */
+class JobClients implements ClientFactory {
+  readonly #deps: JobRunDeps;
+  readonly #address: string;
+  readonly #log: Logger;
+
+  constructor(deps: JobRunDeps, address: string, log: Logger) {
+    this.#deps = deps;
+    this.#address = address;
+    this.#log = log;
+  }
+
+  psk(pid: Pid, pps: Secret<Pps>, credentials: Credentials): AmtClient {
+    const { config } = this.#deps;
+    return tracked(
+      createAmtClient({
+        transport: createPskTransport({
+          host: this.#address,
+          port: config.amtTlsPort,
+          pid,
+          pps,
+          minVersion: config.tlsMinVersion,
+          maxVersion: config.tlsMaxVersion,
+          ciphers: config.tlsCiphers,
+          connectTimeoutMs: config.connectTimeoutMs,
+        }),
+        username: credentials.username,
+        password: credentials.password,
+        callTimeoutMs: config.callTimeoutMs,
+        log: this.#log,
+      }),
+      this.#deps.onClientClosed,
+    );
+  }
+
+  tls(servername: string, credentials: Credentials): AmtClient {
+    const deps = this.#deps;
+    const { config } = deps;
+    return tracked(
+      createAmtClient({
+        transport: createTlsTransport({
+          host: this.#address,
+          port: config.amtTlsPort,
+          ca: deps.ca.certPem,
+          secureContext: deps.tlsContext,
+          servername,
+          minVersion: config.tlsMinVersion,
+          maxVersion: config.tlsMaxVersion,
+          connectTimeoutMs: config.connectTimeoutMs,
+        }),
+        username: credentials.username,
+        password: credentials.password,
+        callTimeoutMs: config.callTimeoutMs,
+        log: this.#log,
+      }),
+      deps.onClientClosed,
+    );
+  }
+}
+
+/** `client`, reporting its counters once when it is closed (a second close does nothing). */
+function tracked(client: AmtClient, onClosed: (stats: AmtClientStats) => void): AmtClient {
+  let closed = false;
+  return {
+    call(op, options) {
+      return client.call(op, options);
+    },
+    stats() {
+      return client.stats();
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      client.close();
+      onClosed(client.stats());
+    },
+  };
 }
 
 /** The JobContext of one job: state, device sessions, persistence. */
@@ -319,46 +404,7 @@ class Context implements JobContext {
     this.candidates = parts.candidates;
     this.deviceMebxEscrowId = parts.deviceMebxEscrowId;
     this.data = job.data;
-    this.clients = {
-      psk: (pid, pps, credentials) =>
-        this.#track(
-          createAmtClient({
-            transport: createPskTransport({
-              host: this.address,
-              port: deps.config.amtTlsPort,
-              pid,
-              pps,
-              minVersion: deps.config.tlsMinVersion,
-              maxVersion: deps.config.tlsMaxVersion,
-              ciphers: deps.config.tlsCiphers,
-              connectTimeoutMs: deps.config.connectTimeoutMs,
-            }),
-            username: credentials.username,
-            password: credentials.password,
-            callTimeoutMs: deps.config.callTimeoutMs,
-            log,
-          }),
-        ),
-      tls: (servername, credentials) =>
-        this.#track(
-          createAmtClient({
-            transport: createTlsTransport({
-              host: this.address,
-              port: deps.config.amtTlsPort,
-              ca: deps.ca.certPem,
-              secureContext: deps.tlsContext,
-              servername,
-              minVersion: deps.config.tlsMinVersion,
-              maxVersion: deps.config.tlsMaxVersion,
-              connectTimeoutMs: deps.config.connectTimeoutMs,
-            }),
-            username: credentials.username,
-            password: credentials.password,
-            callTimeoutMs: deps.config.callTimeoutMs,
-            log,
-          }),
-        ),
-    };
+    this.clients = new JobClients(deps, job.address, log);
   }
 
   static async build(
@@ -380,20 +426,6 @@ class Context implements JobContext {
       candidates,
       deviceMebxEscrowId: device?.mebxEscrowId ?? null,
     });
-  }
-
-  #track(client: AmtClient): AmtClient {
-    let closed = false;
-    return {
-      call: (op, options) => client.call(op, options),
-      stats: () => client.stats(),
-      close: () => {
-        if (closed) return;
-        closed = true;
-        client.close();
-        this.#deps.onClientClosed(client.stats());
-      },
-    };
   }
 
   session(): AmtClient {

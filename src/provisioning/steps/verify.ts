@@ -21,6 +21,14 @@ import { isRetryable, withRetries } from '../retry.ts';
  */
 export type VerifyResult = { readonly state: 'post'; readonly credentials: Credentials } | { readonly state: 'in' };
 
+/**
+ * What verification waits out: a device restarting its network stack refuses or drops
+ * connections for a while; so does a device that answers neither way yet.
+ */
+function verifyRetryable(e: unknown): boolean {
+  return isRetryable(e) || isScsError(e, 'SCS_VERIFY_FAILED');
+}
+
 /** Failures that say "not this way in" (as opposed to "not now"). */
 function refusedWay(error: unknown): boolean {
   return (
@@ -77,10 +85,6 @@ export async function verifyDevice(
     }
     newPps = await ctx.write((tx) => tx.psks.reveal(newPid, { actor: ctx.actor, purpose: 'verify' }));
   }
-  const afterClient = (c: Credentials): AmtClient =>
-    useTls || newPid === undefined || newPps === undefined
-      ? ctx.clients.tls(name, c)
-      : ctx.clients.psk(newPid, newPps, c);
 
   return withRetries(
     async () => {
@@ -88,7 +92,11 @@ export async function verifyDevice(
       let wayRefused: unknown;
       for (const c of candidates) {
         try {
-          const state = await provisioningState(ctx, afterClient(c));
+          const after: AmtClient =
+            useTls || newPid === undefined || newPps === undefined
+              ? ctx.clients.tls(name, c)
+              : ctx.clients.psk(newPid, newPps, c);
+          const state = await provisioningState(ctx, after);
           if (state === ProvisioningState.Post) return { state: 'post', credentials: c } as const;
           throw new ScsError('SCS_VERIFY_FAILED', `after commit the device reports ProvisioningState ${state}`, {
             details: { state },
@@ -126,11 +134,11 @@ export async function verifyDevice(
       baseMs: options.baseMs,
       maxMs: options.maxMs,
       signal: ctx.signal,
-      // A device restarting its network stack refuses or drops connections for a while; so
-      // does a device that answers neither way yet. Both are worth waiting for.
-      retryable: (e) => isRetryable(e) || isScsError(e, 'SCS_VERIFY_FAILED'),
-      onRetry: (e, attempt, waitMs) =>
-        ctx.log.debug({ attempt, waitMs, code: isScsError(e) ? e.code : undefined }, 'verify: trying again'),
+      retryable: verifyRetryable,
+      // A method, not an arrow property: no keepNames defineProperty per device (job-run.ts JobClients).
+      onRetry(e, attempt, waitMs) {
+        ctx.log.debug({ attempt, waitMs, code: isScsError(e) ? e.code : undefined }, 'verify: trying again');
+      },
     },
   );
 }

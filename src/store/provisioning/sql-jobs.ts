@@ -2,7 +2,7 @@ import { ScsError } from '../../errors.ts';
 import type { Pid } from '../../psk/pid.ts';
 import { hotFirst, runHot, slot } from '../sql/hot-query.ts';
 import { appendAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
-import type { JobsTable } from './schema.ts';
+import type { Db, JobsTable } from './schema.ts';
 import { claimJobs, releaseJobLeases, renewJobLeases } from './sql-job-leases.ts';
 import { checkLimit, checkUuid, db, nowIso, toDate, toDateOrNull } from './sql-util.ts';
 import {
@@ -53,6 +53,24 @@ function toRow(r: StoredJob): JobRow {
 }
 
 const UNFINISHED: readonly JobState[] = ['queued', 'running'];
+
+/**
+ * The hot UPDATE of jobs.update/progress: `columns` set from slots 0..n-1, the job id in slot n,
+ * only while unfinished; `fenced`: only while the lease (slot n+1) is the writer's or nobody's.
+ * A module function: a closure made per call would cost a keepNames defineProperty under tsx.
+ */
+function updateJob(q: Db, columns: readonly string[], fenced: boolean) {
+  let upd = q
+    .updateTable('jobs')
+    .set(Object.fromEntries(columns.map((c, i) => [c, slot(i)])) as never)
+    .where('id', '=', slot(columns.length))
+    .where('state', 'in', UNFINISHED);
+  if (fenced) {
+    const o = slot(columns.length + 1);
+    upd = upd.where((eb) => eb.or([eb('lease_owner', '=', o), eb('lease_owner', 'is', null)]));
+  }
+  return upd;
+}
 
 /** Provisioning jobs: durable, one unfinished job per device (unique partial index). */
 export class SqlJobs implements JobRepository {
@@ -196,31 +214,24 @@ export class SqlJobs implements JobRepository {
       args.push(id);
       if (owner !== undefined) args.push(owner);
       const shape = `${columns.join(',')}:${owner !== undefined}`;
-      const base = () => {
-        let upd = q
-          .updateTable('jobs')
-          .set(Object.fromEntries(columns.map((c, i) => [c, slot(i)])) as never)
-          .where('id', '=', slot(columns.length))
-          .where('state', 'in', UNFINISHED);
-        if (owner !== undefined) {
-          const o = slot(columns.length + 1);
-          upd = upd.where((eb) => eb.or([eb('lease_owner', '=', o), eb('lease_owner', 'is', null)]));
-        }
-        return upd;
-      };
       let row: StoredJob | undefined;
       let uuid: string | undefined;
       let landed: boolean;
       if (wantRow) {
-        row = await hotFirst(tx, `jobs.update:${shape}`, args, () => base().returningAll());
+        row = await hotFirst(tx, `jobs.update:${shape}`, args, () =>
+          updateJob(q, columns, owner !== undefined).returningAll(),
+        );
         uuid = row?.device_uuid;
         landed = row !== undefined;
       } else if (audit !== undefined) {
-        uuid = (await hotFirst(tx, `jobs.progress:${shape}:uuid`, args, () => base().returning('device_uuid')))
-          ?.device_uuid;
+        uuid = (
+          await hotFirst(tx, `jobs.progress:${shape}:uuid`, args, () =>
+            updateJob(q, columns, owner !== undefined).returning('device_uuid'),
+          )
+        )?.device_uuid;
         landed = uuid !== undefined;
       } else {
-        const r = await runHot(tx, `jobs.progress:${shape}`, args, base);
+        const r = await runHot(tx, `jobs.progress:${shape}`, args, () => updateJob(q, columns, owner !== undefined));
         landed = Number(r.numAffectedRows ?? 0) > 0;
       }
       if (!landed) {

@@ -6,7 +6,17 @@ import { hotFirst, runHot, slot } from '../sql/hot-query.ts';
 import { appendAudit, guard, write, type SqlContext } from '../sql/sql-store.ts';
 import type { Store } from '../store.ts';
 import { db, nowIso } from './sql-util.ts';
+import type { Db } from './schema.ts';
 import type { ActorContext, PskBindingRepository, RenewalPsk } from './types.ts';
+
+/**
+ * Renewal candidates: only `available` (an `exported` PSK may already sit on a USB key or in a
+ * device). A module function: a closure per pick would cost a keepNames
+ * defineProperty under tsx.
+ */
+function availableRenewals(q: Db) {
+  return q.selectFrom('psks').select(['pid', 'batch']).where('psks.state', '=', 'available');
+}
 
 /** PSKs seen from provisioning: renewal PSKs (§6 step 7) and the device each one is bound to. */
 export class SqlPskBindings implements PskBindingRepository {
@@ -25,8 +35,6 @@ export class SqlPskBindings implements PskBindingRepository {
   ): Promise<RenewalPsk | undefined> {
     const picked = await write(this.#ctx, async (tx) => {
       const q = db(tx);
-      // Only `available`: an `exported` PSK may already sit on a USB key or in a device.
-      const base = () => q.selectFrom('psks').select(['pid', 'batch']).where('psks.state', '=', 'available');
       // SQLite without statistics walks the batch index here: every row of the batch in id order,
       // one table lookup each, until an available one, so a pick cost grows with the batch's
       // exported, in-use and consumed PSKs (1.5 ms at 1,000 exported ahead; a batch of a million
@@ -36,10 +44,10 @@ export class SqlPskBindings implements PskBindingRepository {
       // come first (docs/performance.md). PostgreSQL has statistics and no unary + on text.
       const batchColumn = tx.engine.name === 'sqlite' ? sql<string>`+batch` : sql<string>`batch`;
       let row = await hotFirst(tx, 'psks.renewalInBatch', [request.preferBatch], () =>
-        base().where(batchColumn, '=', slot(0)).orderBy('id').limit(1),
+        availableRenewals(q).where(batchColumn, '=', slot(0)).orderBy('id').limit(1),
       );
       if (row === undefined) {
-        row = await base()
+        row = await availableRenewals(q)
           .where((eb) =>
             request.profile === null
               ? eb('batch', 'in', eb.selectFrom('batches').select('name').where('profile', 'is', null))
