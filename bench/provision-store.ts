@@ -6,7 +6,7 @@
  * renewal and commit steps and outcome.ts):
  *
  *   hello: PSK read, active-job check, PSK -> in_use, batch read, job created, device noted
- *   start: job running (audited) + PPS reveal;  build: device read
+ *   start: job running (audited) + PPS reveal + device read
  *   escrow: 2 step entries, escrow row, job progress;  renewal: 3 step entries, bound PSKs,
  *   renewal PSK taken and revealed, job progress;  commit: 2 step entries, job progress
  *   (audited commit_sent);  finish: finishSucceeded (outcome.ts)
@@ -93,7 +93,7 @@ async function oneJob(pid: Pid): Promise<void> {
     return created;
   });
   let data = job.data;
-  const started = await group.run(async (tx) => {
+  const start = await group.run(async (tx) => {
     const row = await tx.jobs.update(
       job.id,
       { state: 'running', attempts: 1, data, lease: lease() },
@@ -101,9 +101,9 @@ async function oneJob(pid: Pid): Promise<void> {
       { actor },
     );
     await tx.psks.reveal(pid, { actor, purpose: 'provision' });
-    return row;
+    return { row, device: await tx.devices.get(uuid) };
   });
-  const device = await store.devices.get(uuid);
+  const { row: started, device } = start;
   const escrowId = await group.run(async (tx) => {
     await steps(tx, started, ['facts', 'mebx-password']);
     const id = await tx.escrow.put(

@@ -121,14 +121,21 @@ export async function runJob(deps: JobRunDeps, queued: JobRow, signal: AbortSign
       { actor },
     );
     const pps = await tx.psks.reveal(queued.pid, { actor, purpose: 'provision' }).catch(() => undefined);
-    return { row, pps };
+    // The device row (earlier credentials) in the same transaction, on its connection: read alone
+    // it went through kysely's executor and waited for the connection behind open writes. As
+    // for the PPS, a failed read is made again by Context.build, where a failure fails the job.
+    const device = await tx.devices.get(queued.deviceUuid).then(
+      (found) => ({ found }),
+      () => undefined,
+    );
+    return { row, pps, device };
   });
   let job = started.row;
   metrics?.jobsStarted.inc();
   log.info({ address: job.address, pid: job.pid, attempt: job.attempts, resumed }, 'provisioning job started');
   let ctx: Context | undefined;
   try {
-    ctx = await Context.build(deps, job, log, signal, started.pps);
+    ctx = await Context.build(deps, job, log, signal, started.pps, started.device);
     const verified = await drive(deps, ctx);
     data = ctx.data;
     const finishing = job;
@@ -413,11 +420,12 @@ class Context implements JobContext {
     log: Logger,
     signal: AbortSignal,
     revealed: Secret<Pps> | undefined,
+    read: { readonly found: DeviceRow | undefined } | undefined,
   ): Promise<Context> {
     const { store, actor } = deps;
     const { row: profile, secrets: profileSecrets } = await deps.profiles.get(job.profile);
     const pps = revealed ?? (await deps.group.run((tx) => tx.psks.reveal(job.pid, { actor, purpose: 'provision' })));
-    const device = await store.devices.get(job.deviceUuid);
+    const device = read === undefined ? await store.devices.get(job.deviceUuid) : read.found;
     const candidates = await credentialCandidates(store, job, device, profileSecrets);
     return new Context(deps, job, log, signal, {
       profile: profile.settings,
