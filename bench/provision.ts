@@ -594,7 +594,10 @@ if (WARMUP > 0) {
       connections: warm.connectionsPerDevice,
       requests: warm.requestsPerDevice,
       verifyConnections: TLS ? 2 : 0,
-      bytes: { request: 1400, reply: 1800 },
+      bytes: {
+        request: Math.round(warm.bytesPerDevice.sent / warm.requestsPerDevice),
+        reply: Math.round(warm.bytesPerDevice.received / warm.requestsPerDevice),
+      },
     },
     WARMUP,
   );
