@@ -7,16 +7,16 @@ const DIGITS = '23456789';
 const SPECIAL = '!#%+-.=?@^_~';
 const ALL = UPPER + LOWER + DIGITS + SPECIAL;
 
-/**
- * A strong AMT password (protocol.md §6 step 3: 8-32 characters with an uppercase letter, a
- * lowercase letter, a digit and a special character), from node:crypto. 16 characters of a
- * 69-symbol alphabet: about 97 bits.
- */
 /** One character of `set`, uniformly (a module function: no closure per password, see job-run.ts JobClients). */
 function pick(set: string): string {
   return set[randomInt(set.length)] as string;
 }
 
+/**
+ * A strong AMT password (protocol.md §6 step 3: 8-32 characters with an uppercase letter, a
+ * lowercase letter, a digit and a special character), from node:crypto. 16 characters of a
+ * 69-symbol alphabet: about 97 bits.
+ */
 export function generateAmtPassword(length = 16): string {
   // `_` does not count as special for MEBx: the guaranteed special comes from the others.
   const chars = [pick(UPPER), pick(LOWER), pick(DIGITS), pick(SPECIAL.replace('_', ''))];

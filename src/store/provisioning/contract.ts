@@ -280,9 +280,7 @@ export function runProvisioningContract(name: string, makeStore: () => Promise<S
             job.id,
             { step: 'x', lease: { owner: 'n2', until: lease.until } },
             { action: 'job.x' },
-            {
-              actor,
-            },
+            { actor },
           ),
           (e) => isScsError(e, 'SCS_STORE_FAILED') && e.details?.leaseLost === true,
         );
